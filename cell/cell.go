@@ -1,0 +1,205 @@
+// Package cell names what the testbed measures: a registration variant, a
+// role and a guest userspace. A cell is written "variant/role", with
+// "@userspace" appended when it is not the default (forky), e.g.
+// "faux/realm" or "platform/realm@trixie". Every other package takes its
+// names from here, so the CLI, files and reports agree.
+//
+// Tests: go test ./cell
+package cell
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrUnknown is wrapped by every parse error of this package.
+var ErrUnknown = errors.New("unknown name")
+
+// Variant is one way of registering the CCA devices (DESIGN.md's table).
+type Variant string
+
+const (
+	Platform         Variant = "platform"
+	Faux             Variant = "faux"
+	SMCCCAux         Variant = "smccc-aux"
+	SMCCCAuxNoLegacy Variant = "smccc-aux-nolegacy"
+	SMCCCBus         Variant = "smccc-bus"
+	Virtual          Variant = "virtual"
+	ModuleFaux       Variant = "module-faux"
+)
+
+// VariantInfo describes a variant in one line for `testbed variants`.
+type VariantInfo struct {
+	Name        Variant
+	Description string
+}
+
+// Variants lists every variant in the design's order.
+var Variants = []VariantInfo{
+	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)"},
+	{Faux, "faux_device arm-rmi-dev / arm-rsi-dev under /sys/devices/faux; no MODALIAS"},
+	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept"},
+	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device"},
+	{SMCCCBus, "v6/v7: dedicated arm_smccc bus with modalias, /sys/firmware/cca/realm_guest, no arm-cca-dev"},
+	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
+	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
+}
+
+// Role is what the VM is from the firmware's point of view.
+type Role string
+
+const (
+	HostDA   Role = "host-da"   // KVM host whose RMM has Device Assignment
+	HostNoDA Role = "host-noda" // KVM host whose RMM lacks it
+	Realm    Role = "realm"     // realm guest (RSI answers)
+	Plain    Role = "plain"     // ordinary guest, no RMM, no RSI
+)
+
+// Roles lists every role in report order.
+var Roles = []Role{HostDA, HostNoDA, Realm, Plain}
+
+// Userspace is the Debian release inside the guest.
+type Userspace string
+
+const (
+	Forky  Userspace = "forky"  // testing, systemd 262: detects CCA by arm-cca-dev
+	Trixie Userspace = "trixie" // Debian 13, systemd 257: no CCA detection
+)
+
+// DefaultUserspace is the userspace a cell name without "@..." means.
+const DefaultUserspace = Forky
+
+// Userspaces lists the guest userspaces.
+var Userspaces = []Userspace{Forky, Trixie}
+
+// SystemdVersion is the major version of systemd each userspace ships.
+func (u Userspace) SystemdVersion() int {
+	switch u {
+	case Trixie:
+		return 257
+	default:
+		return 262
+	}
+}
+
+// Cell is one point of the matrix.
+type Cell struct {
+	Variant   Variant
+	Role      Role
+	Userspace Userspace
+}
+
+// String gives the canonical name, e.g. "faux/realm" or "faux/realm@trixie".
+func (c Cell) String() string {
+	s := string(c.Variant) + "/" + string(c.Role)
+	if c.Userspace != "" && c.Userspace != DefaultUserspace {
+		s += "@" + string(c.Userspace)
+	}
+	return s
+}
+
+// FileName is String with characters safe in a file name ("faux_realm").
+func (c Cell) FileName() string {
+	return strings.ReplaceAll(c.String(), "/", "_")
+}
+
+// FirmwareProfile is the rmi profile a role boots with unless told otherwise.
+func (r Role) FirmwareProfile() string {
+	switch r {
+	case HostDA:
+		return "rmm-1.1"
+	case HostNoDA:
+		return "rmm-1.0"
+	case Realm:
+		return "realm"
+	default:
+		return "none"
+	}
+}
+
+// ParseVariant checks s against the known variants.
+func ParseVariant(s string) (Variant, error) {
+	for _, v := range Variants {
+		if string(v.Name) == s {
+			return v.Name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: variant %q (known: %s)", ErrUnknown, s, VariantNames())
+}
+
+// ParseRole checks s against the known roles.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("%w: role %q (known: %s)", ErrUnknown, s, join(Roles))
+}
+
+// ParseUserspace checks s against the known userspaces.
+func ParseUserspace(s string) (Userspace, error) {
+	for _, u := range Userspaces {
+		if string(u) == s {
+			return u, nil
+		}
+	}
+	return "", fmt.Errorf("%w: userspace %q (known: %s)", ErrUnknown, s, join(Userspaces))
+}
+
+// Parse reads "variant/role[@userspace]".
+func Parse(s string) (Cell, error) {
+	name, us, hasUS := strings.Cut(s, "@")
+	v, r, ok := strings.Cut(name, "/")
+	if !ok {
+		return Cell{}, fmt.Errorf("%w: cell %q: want variant/role[@userspace], e.g. faux/realm", ErrUnknown, s)
+	}
+	c := Cell{Userspace: DefaultUserspace}
+	var err error
+	if c.Variant, err = ParseVariant(v); err != nil {
+		return Cell{}, err
+	}
+	if c.Role, err = ParseRole(r); err != nil {
+		return Cell{}, err
+	}
+	if hasUS {
+		if c.Userspace, err = ParseUserspace(us); err != nil {
+			return Cell{}, err
+		}
+	}
+	return c, nil
+}
+
+// VariantNames lists the known variant names, comma separated.
+func VariantNames() string {
+	names := make([]Variant, len(Variants))
+	for i, v := range Variants {
+		names[i] = v.Name
+	}
+	return join(names)
+}
+
+func join[T ~string](xs []T) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = string(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Matrix is the default set of cells: every variant in every role on the
+// default userspace, plus every realm cell on trixie (whose systemd never
+// detects CCA, which is the point of measuring it).
+func Matrix() []Cell {
+	var cells []Cell
+	for _, v := range Variants {
+		for _, r := range Roles {
+			cells = append(cells, Cell{v.Name, r, DefaultUserspace})
+		}
+	}
+	for _, v := range Variants {
+		cells = append(cells, Cell{v.Name, Realm, Trixie})
+	}
+	return cells
+}

@@ -1,0 +1,78 @@
+package snapshot
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Change is one difference between two snapshots: facts about one
+// kind+path that only A has (Removed), only B has (Added), or both have
+// with other values.
+type Change struct {
+	Kind, Path string
+	A, B       []string // values on each side; empty means the fact is absent there
+}
+
+func (c Change) String() string {
+	switch {
+	case len(c.A) == 0:
+		return fmt.Sprintf("+ %s %s %s", c.Kind, c.Path, strings.Join(c.B, " | "))
+	case len(c.B) == 0:
+		return fmt.Sprintf("- %s %s %s", c.Kind, c.Path, strings.Join(c.A, " | "))
+	default:
+		return fmt.Sprintf("~ %s %s: %s => %s", c.Kind, c.Path, strings.Join(c.A, " | "), strings.Join(c.B, " | "))
+	}
+}
+
+type key struct{ kind, path string }
+
+func group(s *Snapshot) (map[key][]string, []key) {
+	m := map[key][]string{}
+	var order []key
+	for _, f := range s.Facts {
+		k := key{f.Kind, f.Path}
+		if _, ok := m[k]; !ok {
+			order = append(order, k)
+		}
+		m[k] = append(m[k], f.Value)
+	}
+	return m, order
+}
+
+// Diff compares the facts of a and b (Meta is ignored) in path order.
+func Diff(a, b *Snapshot) []Change {
+	ma, oa := group(a)
+	mb, ob := group(b)
+	keys := append(oa, ob...)
+	slices.SortFunc(keys, func(x, y key) int {
+		return compareFacts(Fact{Kind: x.kind, Path: x.path}, Fact{Kind: y.kind, Path: y.path})
+	})
+	keys = slices.Compact(keys)
+	var out []Change
+	for _, k := range keys {
+		va, vb := ma[k], mb[k]
+		if !slices.Equal(va, vb) {
+			out = append(out, Change{Kind: k.kind, Path: k.path, A: va, B: vb})
+		}
+	}
+	return out
+}
+
+// WriteDiff prints changes one per line under a header naming both sides.
+func WriteDiff(w io.Writer, nameA, nameB string, changes []Change) error {
+	if _, err := fmt.Fprintf(w, "--- %s\n+++ %s\n", nameA, nameB); err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		_, err := fmt.Fprintln(w, "(no differences)")
+		return err
+	}
+	for _, c := range changes {
+		if _, err := fmt.Fprintln(w, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
