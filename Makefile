@@ -1,0 +1,33 @@
+# cca-testbed: `make run` runs the full matrix and writes the report;
+# `make test` runs every test, real boots included. Both do their own set-up.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+RESULTS ?= results
+
+.PHONY: run test setup build vet fmt-check bench clean
+
+setup:
+	@scripts/setup-host
+
+build:
+	@$(GO) build -o bin/testbed ./cmd/testbed
+
+run: setup build
+	@bin/testbed matrix --backend emulated --out $(RESULTS) --format text
+
+test: setup vet fmt-check
+	$(GO) test -count=1 -timeout 25m ./...
+
+vet:
+	@$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+clean:
+	rm -rf bin $(RESULTS)

@@ -1,0 +1,150 @@
+package checks
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+	"cca-testbed/snapshot"
+)
+
+func TestParseExpectationsErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"platform/realm tsm0\n", "line 1: want CELL CHECK VALUE"},
+		{"# c\n\nplatform/realm nosuch none\n", "line 3: unknown check \"nosuch\""},
+		{"platform tsm0 none\n", "line 1: bad cell pattern"},
+		{"[/realm tsm0 none\n", "line 1: bad cell pattern"},
+		{"faux/realm cvm-systemd none xfail:\n", "line 1: xfail needs a reason"},
+	}
+	for _, tt := range tests {
+		_, err := ParseExpectations(strings.NewReader(tt.in))
+		if err == nil || !errors.Is(err, ErrExpectations) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseExpectations(%q) = %v, want error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestLookupLaterLinesWin(t *testing.T) {
+	e, err := ParseExpectations(strings.NewReader(`
+*/*            cvm-systemd none
+*/realm        cvm-systemd cca
+faux/realm     cvm-systemd none  xfail: systemd only looks for arm-cca-dev
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cell, want string
+		xfail      bool
+	}{
+		{"platform/plain", "none", false},
+		{"platform/realm", "cca", false},
+		{"faux/realm", "none", true},
+	}
+	for _, tt := range tests {
+		got, ok := e.Lookup(tt.cell, "cvm-systemd")
+		if !ok || got.Value != tt.want || got.XFail != tt.xfail {
+			t.Errorf("Lookup(%s) = %+v, %v; want %s xfail=%v", tt.cell, got, ok, tt.want, tt.xfail)
+		}
+	}
+	if _, ok := e.Lookup("faux/realm", "tsm0"); ok {
+		t.Errorf("Lookup of an unrecorded check succeeded")
+	}
+}
+
+func realmSnapshot() *snapshot.Snapshot {
+	s := &snapshot.Snapshot{}
+	s.Add(
+		snapshot.Fact{Kind: snapshot.KindDevice, Path: "devices/platform/arm-cca-dev"},
+		snapshot.Fact{Kind: snapshot.KindSubsystem, Path: "devices/platform/arm-cca-dev", Value: "platform"},
+		snapshot.Fact{Kind: snapshot.KindDriver, Path: "devices/platform/arm-cca-dev", Value: "cca_guest_tsm"},
+		snapshot.Fact{Kind: snapshot.KindUevent, Path: "devices/platform/arm-cca-dev", Value: "MODALIAS=platform:arm-cca-dev"},
+		snapshot.Fact{Kind: snapshot.KindModule, Path: "module/tsm_report", Value: "live"},
+		snapshot.Fact{Kind: snapshot.KindModule, Path: "module/cca_guest_tsm", Value: "live"},
+		snapshot.Fact{Kind: snapshot.KindDir, Path: "kernel/config/tsm/report"},
+		snapshot.Fact{Kind: snapshot.KindCVM, Path: "systemd-detect-virt", Value: "cca"},
+		snapshot.Fact{Kind: snapshot.KindLink, Path: "class/tsm/tsm0", Value: "../../devices/virtual/tsm/tsm0"},
+		snapshot.Fact{Kind: snapshot.KindDevice, Path: "devices/virtual/tsm/tsm0"},
+		snapshot.Fact{Kind: snapshot.KindSubsystem, Path: "devices/virtual/tsm/tsm0", Value: "tsm"},
+	)
+	return s
+}
+
+func TestMeasure(t *testing.T) {
+	s := realmSnapshot()
+	want := map[string]string{
+		"tsm0":         "devices/virtual",
+		"devices":      "arm-cca-dev",
+		"modalias":     "platform:arm-cca-dev",
+		"autoload":     "cca_guest_tsm,tsm_report",
+		"bound":        "arm-cca-dev=cca_guest_tsm",
+		"tsm-report":   "present",
+		"cvm-systemd":  "cca",
+		"cvm-unit":     Unknown,
+		"cvm-proposed": "none",
+	}
+	for _, c := range All {
+		got, _ := c.Measure(s)
+		if got != want[c.Name] {
+			t.Errorf("%s = %q, want %q", c.Name, got, want[c.Name])
+		}
+	}
+}
+
+func TestRunStatuses(t *testing.T) {
+	e, err := ParseExpectations(strings.NewReader(`
+x/y tsm0 devices/virtual
+x/y devices arm-rsi-dev
+x/y autoload cca_guest_tsm,tsm_report xfail: loaded though the design says it should not
+x/y cvm-unit active
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Status{}
+	for _, r := range Run("x/y", realmSnapshot(), e) {
+		got[r.Check] = r.Status
+	}
+	want := map[string]Status{"tsm0": Pass, "devices": Fail, "autoload": XFail, "cvm-unit": Skip, "modalias": Fail}
+	for check, st := range want {
+		if got[check] != st {
+			t.Errorf("%s: status %s, want %s", check, got[check], st)
+		}
+	}
+}
+
+// TestDefaultCoversMatrix keeps the recorded expectations complete: every
+// cell of the default matrix has a value for every check.
+func TestDefaultCoversMatrix(t *testing.T) {
+	e, err := ParseExpectations(strings.NewReader(DefaultExpectations))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cell.Matrix() {
+		for _, name := range Names() {
+			if _, ok := e.Lookup(c.String(), name); !ok {
+				t.Errorf("%s %s: no expectation", c, name)
+			}
+		}
+	}
+}
+
+func FuzzParseExpectations(f *testing.F) {
+	f.Add(DefaultExpectations)
+	f.Add("*/* tsm0 none xfail: x\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		e, err := ParseExpectations(strings.NewReader(in))
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		for _, l := range e.lines {
+			if l.XFail && l.Reason == "" {
+				t.Fatalf("xfail without reason accepted: %+v", l)
+			}
+		}
+	})
+}

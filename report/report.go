@@ -1,0 +1,248 @@
+// Package report renders matrix results: a table for terminals, JSON for
+// tools, JUnit XML for CI, Markdown for pull requests and HTML for readers.
+// Every format carries every result class (pass, fail, xfail, skip, error)
+// separately.
+//
+// Tests: go test ./report (golden files in testdata, -update regenerates).
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"cca-testbed/checks"
+	"cca-testbed/matrix"
+)
+
+// Formats lists the output formats by flag value.
+var Formats = []string{"text", "json", "junit", "markdown"}
+
+// Report is one run's results.
+type Report struct {
+	Backend string              `json:"backend"`
+	Started time.Time           `json:"started"`
+	Elapsed time.Duration       `json:"elapsed_ns"`
+	Cells   []matrix.CellResult `json:"cells"`
+	Summary Summary             `json:"summary"`
+}
+
+// Summary counts results by status.
+type Summary struct {
+	Cells  int                   `json:"cells"`
+	Checks int                   `json:"checks"`
+	By     map[checks.Status]int `json:"by_status"`
+}
+
+// New builds a report and its summary.
+func New(backend string, started time.Time, elapsed time.Duration, cells []matrix.CellResult) *Report {
+	r := &Report{Backend: backend, Started: started.UTC(), Elapsed: elapsed, Cells: cells,
+		Summary: Summary{Cells: len(cells), By: map[checks.Status]int{}}}
+	for _, c := range cells {
+		for _, res := range c.Results {
+			r.Summary.Checks++
+			r.Summary.By[res.Status]++
+		}
+	}
+	return r
+}
+
+// OK reports whether every check passed or failed as expected.
+func (r *Report) OK() bool {
+	return r.Summary.By[checks.Pass]+r.Summary.By[checks.XFail] == r.Summary.Checks
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("%d cells, %d checks: %d pass, %d xfail, %d fail, %d skip, %d error",
+		s.Cells, s.Checks, s.By[checks.Pass], s.By[checks.XFail], s.By[checks.Fail], s.By[checks.Skip], s.By[checks.Infra])
+}
+
+// Write renders r in format.
+func (r *Report) Write(w io.Writer, format string) error {
+	switch format {
+	case "text":
+		return r.text(w)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "junit":
+		return r.junit(w)
+	case "markdown":
+		return r.markdown(w)
+	}
+	return fmt.Errorf("unknown format %q (known: %s)", format, strings.Join(Formats, ", "))
+}
+
+func (r *Report) text(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "CELL\t%s\n", strings.Join(checks.Names(), "\t"))
+	for _, c := range r.Cells {
+		row := []string{c.Name}
+		for _, res := range c.Results {
+			row = append(row, string(res.Status))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range r.Cells {
+		if c.Err != "" {
+			fmt.Fprintf(w, "%s: error: %s\n", c.Name, c.Err)
+			continue
+		}
+		for _, res := range c.Results {
+			switch res.Status {
+			case checks.Fail:
+				fmt.Fprintf(w, "%s %s: FAIL measured %s, expected %s%s\n", c.Name, res.Check, res.Measured, orNone(res.Expected), suffix(res.Reason))
+			case checks.XFail:
+				fmt.Fprintf(w, "%s %s: xfail %s (%s)\n", c.Name, res.Check, res.Measured, res.Reason)
+			case checks.Skip:
+				fmt.Fprintf(w, "%s %s: skip (%s)\n", c.Name, res.Check, res.Reason)
+			}
+		}
+	}
+	_, err := fmt.Fprintf(w, "%s backend, %s in %s\n", r.Backend, r.Summary, r.Elapsed.Round(time.Millisecond))
+	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(nothing recorded)"
+	}
+	return s
+}
+
+func suffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+func (r *Report) markdown(w io.Writer) error {
+	fmt.Fprintf(w, "# cca-testbed matrix (%s backend)\n\n%s.\n\n", r.Backend, r.Summary)
+	fmt.Fprintf(w, "| cell | %s |\n|---|%s\n", strings.Join(checks.Names(), " | "), strings.Repeat("---|", len(checks.All)))
+	for _, c := range r.Cells {
+		row := []string{"`" + c.Name + "`"}
+		for _, res := range c.Results {
+			row = append(row, mark(res.Status)+" "+mdEscape(res.Measured))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, ⏭ skipped, 💥 infrastructure error.\n")
+	var notes []string
+	for _, c := range r.Cells {
+		for _, res := range c.Results {
+			if res.Status != checks.Pass {
+				notes = append(notes, fmt.Sprintf("- `%s` %s: %s %s%s", c.Name, res.Check, mark(res.Status), mdEscape(res.Measured), suffix(mdEscape(res.Reason))))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n## Notes\n\n%s\n", strings.Join(notes, "\n"))
+	}
+	return nil
+}
+
+func mdEscape(s string) string { return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s) }
+
+func mark(s checks.Status) string {
+	switch s {
+	case checks.Pass:
+		return "✅"
+	case checks.XFail:
+		return "⚠️"
+	case checks.Fail:
+		return "❌"
+	case checks.Skip:
+		return "⏭"
+	}
+	return "💥"
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Name    string       `xml:"name,attr"`
+	Tests   int          `xml:"tests,attr"`
+	Fails   int          `xml:"failures,attr"`
+	Errors  int          `xml:"errors,attr"`
+	Skipped int          `xml:"skipped,attr"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name    string      `xml:"name,attr"`
+	Tests   int         `xml:"tests,attr"`
+	Fails   int         `xml:"failures,attr"`
+	Errors  int         `xml:"errors,attr"`
+	Skipped int         `xml:"skipped,attr"`
+	Time    string      `xml:"time,attr"`
+	Cases   []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string    `xml:"name,attr"`
+	Classname string    `xml:"classname,attr"`
+	Failure   *junitMsg `xml:"failure,omitempty"`
+	Error     *junitMsg `xml:"error,omitempty"`
+	Skipped   *junitMsg `xml:"skipped,omitempty"`
+	SystemOut string    `xml:"system-out,omitempty"`
+}
+
+type junitMsg struct {
+	Message string `xml:"message,attr"`
+	Body    string `xml:",chardata"`
+}
+
+// junit maps xfail to a passing case whose output says "xfail: reason":
+// JUnit has no expected-failure class, and counting it as skipped would
+// hide that it was measured.
+func (r *Report) junit(w io.Writer) error {
+	out := junitSuites{Name: "cca-testbed " + r.Backend}
+	for _, c := range r.Cells {
+		s := junitSuite{Name: c.Name, Time: fmt.Sprintf("%.3f", c.Duration.Seconds())}
+		for _, res := range c.Results {
+			tc := junitCase{Name: res.Check, Classname: "cca-testbed." + c.Name}
+			evidence := strings.Join(res.Evidence, "\n")
+			msg := fmt.Sprintf("measured %s, expected %s%s", res.Measured, orNone(res.Expected), suffix(res.Reason))
+			switch res.Status {
+			case checks.Fail:
+				tc.Failure = &junitMsg{msg, evidence}
+				s.Fails++
+			case checks.Infra:
+				tc.Error = &junitMsg{res.Reason, ""}
+				s.Errors++
+			case checks.Skip:
+				tc.Skipped = &junitMsg{res.Reason, ""}
+				s.Skipped++
+			case checks.XFail:
+				tc.SystemOut = "xfail: " + msg + "\n" + evidence
+			default:
+				tc.SystemOut = "measured " + res.Measured + "\n" + evidence
+			}
+			s.Cases = append(s.Cases, tc)
+			s.Tests++
+		}
+		out.Tests += s.Tests
+		out.Fails += s.Fails
+		out.Errors += s.Errors
+		out.Skipped += s.Skipped
+		out.Suites = append(out.Suites, s)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
