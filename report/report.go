@@ -20,7 +20,7 @@ import (
 )
 
 // Formats lists the output formats by flag value.
-var Formats = []string{"text", "json", "junit", "markdown"}
+var Formats = []string{"text", "json", "junit", "markdown", "html"}
 
 // Report is one run's results.
 type Report struct {
@@ -74,6 +74,8 @@ func (r *Report) Write(w io.Writer, format string) error {
 		return r.junit(w)
 	case "markdown":
 		return r.markdown(w)
+	case "html":
+		return r.html(w)
 	}
 	return fmt.Errorf("unknown format %q (known: %s)", format, strings.Join(Formats, ", "))
 }
@@ -138,6 +140,10 @@ func (r *Report) markdown(w io.Writer) error {
 	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, ⏭ skipped, 💥 infrastructure error.\n")
 	var notes []string
 	for _, c := range r.Cells {
+		if c.Err != "" {
+			notes = append(notes, fmt.Sprintf("- `%s`: 💥 %s", c.Name, mdEscape(c.Err)))
+			continue
+		}
 		for _, res := range c.Results {
 			if res.Status != checks.Pass {
 				notes = append(notes, fmt.Sprintf("- `%s` %s: %s %s%s", c.Name, res.Check, mark(res.Status), mdEscape(res.Measured), suffix(mdEscape(res.Reason))))
