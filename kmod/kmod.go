@@ -1,0 +1,211 @@
+// Package kmod models what udev's kmod builtin does with a uevent's
+// MODALIAS: look the alias up in modules.alias (shell patterns matched with
+// fnmatch(3) semantics, flags 0, as libkmod does) and load every matching
+// module together with its dependencies from modules.dep. The emulated
+// backend uses it so autoloading there follows the same rules as a real
+// guest's udev.
+//
+// Tests: go test ./kmod (includes fuzz tests for both parsers).
+package kmod
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+)
+
+// ErrFormat is wrapped by every parse error.
+var ErrFormat = errors.New("malformed modules file")
+
+// Alias is one "alias PATTERN MODULE" line.
+type Alias struct {
+	Pattern, Module string
+}
+
+// Index holds a kernel's modules.alias and modules.dep.
+type Index struct {
+	Aliases []Alias
+	Deps    map[string][]string // module name → direct dependencies (names)
+}
+
+// Name turns a module path or file name into kmod's canonical module name:
+// base name without ".ko*", dashes as underscores.
+func Name(s string) string {
+	s = path.Base(s)
+	if i := strings.Index(s, ".ko"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ReplaceAll(s, "-", "_")
+}
+
+// ParseAliases reads modules.alias.
+func ParseAliases(r io.Reader) ([]Alias, error) {
+	var out []Alias
+	err := lines(r, "modules.alias", func(n int, l string) error {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != "alias" {
+			return fmt.Errorf("modules.alias line %d: want \"alias PATTERN MODULE\", got %q: %w", n, l, ErrFormat)
+		}
+		out = append(out, Alias{Pattern: f[1], Module: Name(f[2])})
+		return nil
+	})
+	return out, err
+}
+
+// ParseDeps reads modules.dep ("kernel/a.ko: kernel/b.ko kernel/c.ko").
+func ParseDeps(r io.Reader) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := lines(r, "modules.dep", func(n int, l string) error {
+		mod, deps, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(mod) == "" {
+			return fmt.Errorf("modules.dep line %d: want \"MODULE: DEPS...\", got %q: %w", n, l, ErrFormat)
+		}
+		name := Name(strings.TrimSpace(mod))
+		out[name] = nil
+		for _, d := range strings.Fields(deps) {
+			out[name] = append(out[name], Name(d))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func lines(r io.Reader, what string, fn func(n int, l string) error) error {
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if err := fn(n, l); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	return nil
+}
+
+// Lookup returns the modules whose alias pattern matches modalias, in
+// modules.alias order, without duplicates.
+func (x *Index) Lookup(modalias string) []string {
+	var out []string
+	for _, a := range x.Aliases {
+		if Match(a.Pattern, modalias) && !slices.Contains(out, a.Module) {
+			out = append(out, a.Module)
+		}
+	}
+	return out
+}
+
+// Load returns what `modprobe` would insert for module, dependencies first.
+func (x *Index) Load(module string) []string {
+	var out []string
+	var visit func(m string, depth int)
+	visit = func(m string, depth int) {
+		if slices.Contains(out, m) || depth > 64 {
+			return
+		}
+		for _, d := range x.Deps[m] {
+			visit(d, depth+1)
+		}
+		out = append(out, m)
+	}
+	visit(Name(module), 0)
+	return out
+}
+
+// Match reports whether s matches the shell pattern p with fnmatch(3)
+// semantics and no flags: '*' and '?' match any character including '/',
+// "[...]" classes with ranges and '!' or '^' negation, and '\' escaping.
+// A malformed class ("[abc") matches a literal '['.
+func Match(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 0 && p[0] == '*' {
+				p = p[1:]
+			}
+			if p == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if Match(p, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		case '[':
+			if s == "" {
+				return false
+			}
+			ok, rest, valid := class(p, s[0])
+			if !valid { // no closing bracket: a literal '['
+				if s[0] != '[' {
+					return false
+				}
+				p, s = p[1:], s[1:]
+				continue
+			}
+			if !ok {
+				return false
+			}
+			p, s = rest, s[1:]
+		case '\\':
+			if len(p) > 1 {
+				p = p[1:]
+			}
+			fallthrough
+		default:
+			if s == "" || p[0] != s[0] {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		}
+	}
+	return s == ""
+}
+
+// class matches c against the bracket expression at the start of p and
+// returns the pattern after it; valid is false when p has no closing ']'.
+func class(p string, c byte) (matched bool, rest string, valid bool) {
+	i := 1
+	negate := i < len(p) && (p[i] == '!' || p[i] == '^')
+	if negate {
+		i++
+	}
+	for first := true; i < len(p); first = false {
+		if p[i] == ']' && !first {
+			return matched != negate, p[i+1:], true
+		}
+		lo := p[i]
+		if lo == '\\' && i+1 < len(p) {
+			i++
+			lo = p[i]
+		}
+		i++
+		hi := lo
+		if i+1 < len(p) && p[i] == '-' && p[i+1] != ']' {
+			hi = p[i+1]
+			if hi == '\\' && i+2 < len(p) {
+				i++
+				hi = p[i+1]
+			}
+			i += 2
+		}
+		if lo <= c && c <= hi {
+			matched = true
+		}
+	}
+	return false, "", false
+}

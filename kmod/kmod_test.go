@@ -1,0 +1,122 @@
+package kmod
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Cases follow fnmatch(3) with flags 0 (glibc), which libkmod calls.
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		p, s string
+		want bool
+	}{
+		{"platform:arm-cca-dev", "platform:arm-cca-dev", true},
+		{"platform:arm-cca-dev", "platform:arm-cca-devx", false},
+		{"auxiliary:arm_cca_host.arm-rmi-dev", "auxiliary:arm_cca_host.arm-rmi-dev", true},
+		{"arm_smccc:arm-rmi*", "arm_smccc:arm-rmi", true},
+		{"cpu:type:*:feature:*0001*", "cpu:type:aarch64:feature:,0000,0001,0002", true},
+		{"cpu:type:*:feature:*0001*", "cpu:type:aarch64:feature:,0000,0002", false},
+		{"a*b", "a/x/b", true}, // no FNM_PATHNAME: '*' crosses '/'
+		{"a?c", "a/c", true},
+		{"[a-c]x", "bx", true},
+		{"[!a-c]x", "bx", false},
+		{"[^a-c]x", "dx", true},
+		{"[]]", "]", true},
+		{"[a-]", "-", true},
+		{"[abc", "[abc", true}, // unterminated class is literal
+		{`\*`, "*", true},
+		{`\*`, "x", false},
+		{"", "", true},
+		{"*", "", true},
+		{"?", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.p+"~"+tt.s, func(t *testing.T) {
+			if got := Match(tt.p, tt.s); got != tt.want {
+				t.Fatalf("Match(%q, %q) = %v, want %v", tt.p, tt.s, got, tt.want)
+			}
+		})
+	}
+}
+
+const aliases = `# Aliases extracted from modules themselves.
+alias platform:arm-cca-dev cca_guest_tsm
+alias auxiliary:arm_cca_guest.arm-rsi-dev cca-guest-tsm
+alias cpu:type:*:feature:*0001* cca_faux
+`
+
+const deps = `kernel/drivers/virt/coco/cca_testbed/cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko
+kernel/drivers/virt/coco/guest/tsm_report.ko:
+kernel/drivers/virt/coco/cca_testbed/cca_faux.ko: kernel/drivers/virt/coco/guest/tsm_report.ko
+`
+
+func TestLookupAndLoad(t *testing.T) {
+	al, err := ParseAliases(strings.NewReader(aliases))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := ParseDeps(strings.NewReader(deps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &Index{Aliases: al, Deps: dp}
+	tests := []struct {
+		modalias string
+		want     []string
+	}{
+		{"platform:arm-cca-dev", []string{"cca_guest_tsm"}},
+		{"auxiliary:arm_cca_guest.arm-rsi-dev", []string{"cca_guest_tsm"}},
+		{"platform:arm-rmi-dev", nil},
+		{"cpu:type:aarch64:feature:,0000,0001", []string{"cca_faux"}},
+	}
+	for _, tt := range tests {
+		if got := x.Lookup(tt.modalias); !slices.Equal(got, tt.want) {
+			t.Errorf("Lookup(%q) = %v, want %v", tt.modalias, got, tt.want)
+		}
+	}
+	if got, want := x.Load("cca-guest-tsm"), []string{"tsm_report", "cca_guest_tsm"}; !slices.Equal(got, want) {
+		t.Errorf("Load = %v, want %v", got, want)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	_, err := ParseAliases(strings.NewReader("alias a b\n\nalias only-two\n"))
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("err = %v, want ErrFormat at line 3", err)
+	}
+	_, err = ParseDeps(strings.NewReader("a.ko: b.ko\nno colon here\n"))
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("err = %v, want ErrFormat at line 2", err)
+	}
+}
+
+func FuzzParseAliases(f *testing.F) {
+	f.Add(aliases)
+	f.Add("alias [ x\nalias a\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		al, err := ParseAliases(strings.NewReader(s))
+		if err != nil && !errors.Is(err, ErrFormat) {
+			t.Fatalf("unwrapped error %v", err)
+		}
+		for _, a := range al {
+			Match(a.Pattern, s) // must not panic or hang
+		}
+	})
+}
+
+func FuzzParseDeps(f *testing.F) {
+	f.Add(deps)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDeps(strings.NewReader(s))
+		if err != nil && !errors.Is(err, ErrFormat) {
+			t.Fatalf("unwrapped error %v", err)
+		}
+		x := &Index{Deps: d}
+		for m := range d {
+			x.Load(m)
+		}
+	})
+}
