@@ -1,0 +1,435 @@
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrCorrupt is wrapped when a cache entry no longer matches its manifest.
+// Get handles it itself (the entry is deleted and rebuilt); it is exported
+// for Verify's callers.
+var ErrCorrupt = errors.New("cache entry does not match its manifest")
+
+// ManifestName is the file in every entry that lists its artefacts.
+const ManifestName = "manifest.json"
+
+// staleAfter is how old an abandoned temporary build directory must be
+// before Open sweeps it. A younger one may belong to a build that is still
+// running in another process.
+const staleAfter = 24 * time.Hour
+
+// lockPoll is how often a waiting Get retries the entry lock. flock(2)
+// cannot be interrupted by a context, so waiting is a non-blocking retry.
+const lockPoll = 100 * time.Millisecond
+
+// tmpPrefix starts the name of every temporary build directory.
+const tmpPrefix = ".tmp-"
+
+// Cache is a directory of built artefacts, one entry per kind and key.
+// It is safe for concurrent use by goroutines and by processes sharing Dir.
+type Cache struct {
+	// Dir is the cache root; Open creates it.
+	Dir string
+	// Log receives one record per cache event; nil discards them. The
+	// same events are always appended to <Dir>/cache.log.
+	Log *slog.Logger
+}
+
+// DefaultDir is where the testbed caches by default: $CCA_TESTBED_CACHE,
+// else $XDG_CACHE_HOME/cca-testbed, else ~/.cache/cca-testbed.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("CCA_TESTBED_CACHE"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "cca-testbed"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the cache directory: %w; set CCA_TESTBED_CACHE", err)
+	}
+	return filepath.Join(home, ".cache", "cca-testbed"), nil
+}
+
+// Open creates dir (0700) if needed and sweeps temporary build directories
+// that interrupted builds left more than a day ago.
+func Open(dir string) (*Cache, error) {
+	if dir == "" {
+		return nil, errors.New("open cache: empty directory name; pass images.DefaultDir()")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("open cache: %w", err)
+	}
+	c := &Cache{Dir: abs}
+	c.sweep(time.Now().Add(-staleAfter))
+	return c, nil
+}
+
+// sweep removes temporary build directories (<Dir>/<kind>/.tmp-*) last
+// modified before cutoff. Errors are ignored: a sweep is housekeeping.
+func (c *Cache) sweep(cutoff time.Time) {
+	kinds, _ := os.ReadDir(c.Dir)
+	for _, k := range kinds {
+		if !k.IsDir() {
+			continue
+		}
+		kdir := filepath.Join(c.Dir, k.Name())
+		ents, _ := os.ReadDir(kdir)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), tmpPrefix) {
+				continue
+			}
+			if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+				_ = os.RemoveAll(filepath.Join(kdir, e.Name()))
+			}
+		}
+	}
+}
+
+// Get returns the directory of the entry <Dir>/<kind>/<key>, building it
+// first if it is missing or fails verification.
+//
+// key must name every input of the build (use Inputs.Key): Get never looks
+// inside the entry to decide whether it is stale, only whether it is intact.
+// kind and key must be single path elements (no "/", not "." or ".."), and
+// key must not start with ".tmp-".
+//
+// build runs in a fresh, empty, 0700 directory tmpDir next to the entry
+// (same file system) and must leave there exactly the artefacts the entry
+// should hold: every regular file under tmpDir is recorded in the entry's
+// manifest.json (size, mtime and SHA-256), made read-only (0444, so base
+// images cannot be written through by accident), and the directory is then
+// renamed into place atomically. build must not write manifest.json itself,
+// and should remove scratch trees it no longer needs before returning.
+// If build returns an error, panics, or ctx ends, tmpDir is removed and no
+// entry appears; a build killed outright leaves tmpDir behind, which the next
+// Get of the same key (or Open, after a day) removes.
+//
+// Concurrency: Get holds an exclusive flock on <Dir>/<kind>/<key>.lock while
+// it verifies or builds, so a second caller (goroutine or process) waits,
+// then finds the entry built. Waiting honours ctx.
+//
+// Verification on a hit: every artefact must exist with its recorded size;
+// a file whose mtime differs from the manifest's is re-hashed (hashing every
+// hit would cost about 1 s per GB here). A mismatch is logged as
+// verify-fail, the entry is deleted and rebuilt (logged as rebuild).
+//
+// Every outcome is appended as one line to <Dir>/cache.log:
+//
+//	time=... op=hit|build|rebuild|verify-fail|build-fail kind=... key=... dur=...
+func (c *Cache) Get(ctx context.Context, kind, key string, build func(ctx context.Context, tmpDir string) error) (dir string, err error) {
+	if err := checkName("kind", kind); err != nil {
+		return "", err
+	}
+	if err := checkName("key", key); err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(key, tmpPrefix) {
+		return "", fmt.Errorf("cache key %q: must not start with %q", key, tmpPrefix)
+	}
+	kdir := filepath.Join(c.Dir, kind)
+	if err := os.MkdirAll(kdir, 0o700); err != nil {
+		return "", fmt.Errorf("cache %s: %w", kind, err)
+	}
+	entry := filepath.Join(kdir, key)
+
+	start := time.Now()
+	unlock, err := c.lock(ctx, entry+".lock", kind, key)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+
+	op := "build"
+	if _, statErr := os.Stat(entry); statErr == nil {
+		verr := verify(entry, false)
+		if verr == nil {
+			c.event("hit", kind, key, time.Since(start), nil)
+			return entry, nil
+		}
+		c.event("verify-fail", kind, key, time.Since(start), verr)
+		if err := os.RemoveAll(entry); err != nil {
+			return "", fmt.Errorf("remove corrupt cache entry %s: %w; remove it by hand", entry, err)
+		}
+		op = "rebuild"
+	}
+
+	// We hold the lock, so any temporary directory of this key belongs to
+	// a builder that died: remove it now rather than after a day.
+	if olds, _ := filepath.Glob(filepath.Join(kdir, tmpPrefix+key+"-*")); len(olds) > 0 {
+		for _, o := range olds {
+			_ = os.RemoveAll(o)
+		}
+	}
+
+	start = time.Now()
+	if err := c.build(ctx, kdir, entry, key, build); err != nil {
+		c.event("build-fail", kind, key, time.Since(start), err)
+		return "", err
+	}
+	c.event(op, kind, key, time.Since(start), nil)
+	return entry, nil
+}
+
+// build runs fn in a temporary directory and renames it to entry.
+func (c *Cache) build(ctx context.Context, kdir, entry, key string, fn func(context.Context, string) error) (err error) {
+	tmp, err := os.MkdirTemp(kdir, tmpPrefix+key+"-")
+	if err != nil {
+		return fmt.Errorf("cache: make build directory: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = os.RemoveAll(tmp)
+			panic(p)
+		}
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err := fn(ctx, tmp); err != nil {
+		return fmt.Errorf("build %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("build %s: %w", key, err)
+	}
+	if err := writeManifest(tmp); err != nil {
+		return fmt.Errorf("build %s: %w", key, err)
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return fmt.Errorf("build %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, entry); err != nil {
+		return fmt.Errorf("build %s: install entry: %w", key, err)
+	}
+	return nil
+}
+
+func checkName(what, s string) error {
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, `/\`) {
+		return fmt.Errorf("cache %s %q: must be one path element", what, s)
+	}
+	return nil
+}
+
+// lock takes an exclusive flock on path, waiting until it is free or ctx
+// ends. The lock file stays (removing it would race with a waiter).
+func (c *Cache) lock(ctx context.Context, path, kind, key string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache lock: %w", err)
+	}
+	waited := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("cache lock %s: %w", path, err)
+		}
+		if !waited {
+			waited = true
+			c.logger().Info("cache: waiting for another build", "kind", kind, "key", key)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("cache: waiting for %s/%s: %w", kind, key, ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func (c *Cache) logger() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// LogName is the append-only event log in the cache root.
+const LogName = "cache.log"
+
+// event records one cache outcome in the slog logger and in cache.log. A
+// line is written with one O_APPEND write, so concurrent processes do not
+// interleave within a line.
+func (c *Cache) event(op, kind, key string, dur time.Duration, err error) {
+	attrs := []any{"op", op, "kind", kind, "key", key, "dur", dur.Round(time.Millisecond)}
+	line := fmt.Sprintf("time=%s op=%s kind=%s key=%s dur=%s",
+		time.Now().UTC().Format(time.RFC3339Nano), op, kind, key, dur.Round(time.Millisecond))
+	if err != nil {
+		attrs = append(attrs, "err", err)
+		line += fmt.Sprintf(" err=%q", err.Error())
+	}
+	lvl := slog.LevelInfo
+	if err != nil {
+		lvl = slog.LevelWarn
+	}
+	c.logger().Log(context.Background(), lvl, "cache", attrs...)
+	f, ferr := os.OpenFile(filepath.Join(c.Dir, LogName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if ferr != nil {
+		c.logger().Warn("cache: cannot append to log", "err", ferr)
+		return
+	}
+	defer f.Close()
+	if _, ferr := f.WriteString(line + "\n"); ferr != nil {
+		c.logger().Warn("cache: cannot append to log", "err", ferr)
+	}
+}
+
+// Manifest lists an entry's artefacts by path relative to the entry.
+type Manifest struct {
+	Files map[string]FileSum `json:"files"`
+}
+
+// FileSum is what the manifest records of one artefact. ModTime lets a hit
+// skip re-hashing a file nobody has touched.
+type FileSum struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	SHA256  string `json:"sha256"`
+}
+
+// writeManifest hashes every regular file under dir, makes it read-only and
+// writes dir/manifest.json.
+func writeManifest(dir string) error {
+	m := Manifest{Files: map[string]FileSum{}}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == ManifestName {
+			return fmt.Errorf("builder wrote %s itself; leave it to the cache", ManifestName)
+		}
+		if err := os.Chmod(p, 0o444); err != nil {
+			return err
+		}
+		sum, err := hashFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		m.Files[filepath.ToSlash(rel)] = FileSum{Size: info.Size(), ModTime: info.ModTime().UnixNano(), SHA256: sum}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record artefacts: %w", err)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ManifestName), append(b, '\n'), 0o444)
+}
+
+// Verify checks the entry at dir against its manifest, re-hashing every
+// artefact when full is set and otherwise only those whose mtime changed.
+// A mismatch wraps ErrCorrupt.
+func Verify(dir string, full bool) error { return verify(dir, full) }
+
+func verify(dir string, full bool) error {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil || m.Files == nil {
+		return fmt.Errorf("%w: %s unreadable", ErrCorrupt, ManifestName)
+	}
+	names := make([]string, 0, len(m.Files))
+	for n := range m.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		want := m.Files[n]
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		info, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if info.Size() != want.Size {
+			return fmt.Errorf("%w: %s is %d bytes, manifest says %d", ErrCorrupt, n, info.Size(), want.Size)
+		}
+		if !full && info.ModTime().UnixNano() == want.ModTime {
+			continue
+		}
+		got, err := hashFile(p)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if got != want.SHA256 {
+			return fmt.Errorf("%w: %s has sha256 %s, manifest says %s", ErrCorrupt, n, got[:12], want.SHA256[:12])
+		}
+	}
+	return nil
+}
+
+func hashFile(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Inputs names every input of a build, by a label of the caller's choice
+// ("recipe", "packages", "file:/etc/foo", "version"). Its Hash is what a
+// cache key is made of, so anything that changes the artefact must be in it.
+type Inputs map[string][]byte
+
+// Hash is the hex SHA-256 over the inputs in label order, each label and
+// value length-prefixed so no two different sets collide by concatenation.
+func (in Inputs) Hash() string {
+	labels := make([]string, 0, len(in))
+	for l := range in {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	h := sha256.New()
+	for _, l := range labels {
+		fmt.Fprintf(h, "%d:%s%d:", len(l), l, len(in[l]))
+		h.Write(in[l])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Key is prefix + "-" + the first 12 hex digits of Hash, e.g.
+// "forky-3f2a9c0d1e4b": readable in a listing, unique in practice.
+func (in Inputs) Key(prefix string) string {
+	return prefix + "-" + in.Hash()[:12]
+}

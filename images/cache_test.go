@@ -1,0 +1,425 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeBuild writes name=content files into tmpDir and counts its calls.
+func fakeBuild(calls *atomic.Int32, files map[string]string) func(context.Context, string) error {
+	return func(_ context.Context, dir string) error {
+		calls.Add(1)
+		for n, c := range files {
+			p := filepath.Join(dir, n)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func openTemp(t *testing.T) *Cache {
+	t.Helper()
+	c, err := Open(filepath.Join(t.TempDir(), "cache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// ops returns the op= field of every cache.log line.
+func ops(t *testing.T, c *Cache) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Dir, LogName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "op="); ok {
+				out = append(out, v)
+			}
+		}
+		if !strings.HasPrefix(line, "time=") || !strings.Contains(line, " dur=") || !strings.Contains(line, " key=") {
+			t.Errorf("log line %q lacks time=, key= or dur=", line)
+		}
+	}
+	return out
+}
+
+func TestOpenMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "cache")
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != 0o700 {
+		t.Errorf("cache dir mode %o, want 700", got)
+	}
+}
+
+func TestDefaultDir(t *testing.T) {
+	tests := []struct {
+		name, cache, xdg, home, want string
+	}{
+		{"explicit", "/c", "/x", "/h", "/c"},
+		{"xdg", "", "/x", "/h", "/x/cca-testbed"},
+		{"home", "", "", "/h", "/h/.cache/cca-testbed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CCA_TESTBED_CACHE", tt.cache)
+			t.Setenv("XDG_CACHE_HOME", tt.xdg)
+			t.Setenv("HOME", tt.home)
+			got, err := DefaultDir()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("DefaultDir() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGetMissThenHit(t *testing.T) {
+	c := openTemp(t)
+	var calls atomic.Int32
+	build := fakeBuild(&calls, map[string]string{"disk.img": "disk", "sub/key": "secret"})
+	ctx := context.Background()
+
+	dir, err := c.Get(ctx, "thing", "k-1", build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(c.Dir, "thing", "k-1"); dir != want {
+		t.Errorf("dir = %q, want %q", dir, want)
+	}
+	dir2, err := c.Get(ctx, "thing", "k-1", build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir2 != dir {
+		t.Errorf("second Get dir = %q, want %q", dir2, dir)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("build ran %d times, want 1", n)
+	}
+	if got := strings.Join(ops(t, c), ","); got != "build,hit" {
+		t.Errorf("log ops = %s, want build,hit", got)
+	}
+	for _, n := range []string{"disk.img", "sub/key", ManifestName} {
+		info, err := os.Stat(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != 0o444 {
+			t.Errorf("%s mode %o, want 444", n, got)
+		}
+	}
+	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
+		t.Errorf("entry mode %o, want 700", info.Mode().Perm())
+	}
+	if err := Verify(dir, true); err != nil {
+		t.Errorf("Verify(full) of a fresh entry: %v", err)
+	}
+}
+
+func TestGetFailedBuildLeavesNothing(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name  string
+		build func(ctx context.Context, dir string) error
+		want  error
+	}{
+		{"error", func(_ context.Context, dir string) error {
+			_ = os.WriteFile(filepath.Join(dir, "half.img"), []byte("x"), 0o600)
+			return boom
+		}, boom},
+		{"cancelled", func(ctx context.Context, dir string) error {
+			_ = os.WriteFile(filepath.Join(dir, "half.img"), []byte("x"), 0o600)
+			return nil // ignores ctx; Get must still notice
+		}, context.Canceled},
+		{"manifest written by builder", func(_ context.Context, dir string) error {
+			return os.WriteFile(filepath.Join(dir, ManifestName), []byte("{}"), 0o600)
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTemp(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			build := tt.build
+			if tt.want == context.Canceled {
+				build = func(c context.Context, dir string) error { cancel(); return tt.build(c, dir) }
+			}
+			_, err := c.Get(ctx, "thing", "k", build)
+			if err == nil {
+				t.Fatal("Get succeeded, want an error")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+			ents, _ := os.ReadDir(filepath.Join(c.Dir, "thing"))
+			for _, e := range ents {
+				if e.Name() != "k.lock" {
+					t.Errorf("left behind %s", e.Name())
+				}
+			}
+			if got := strings.Join(ops(t, c), ","); got != "build-fail" {
+				t.Errorf("log ops = %s, want build-fail", got)
+			}
+		})
+	}
+}
+
+func TestGetPanicLeavesNothing(t *testing.T) {
+	c := openTemp(t)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("panic was swallowed")
+			}
+		}()
+		_, _ = c.Get(context.Background(), "thing", "k", func(_ context.Context, dir string) error {
+			_ = os.WriteFile(filepath.Join(dir, "half"), nil, 0o600)
+			panic("builder bug")
+		})
+	}()
+	ents, _ := os.ReadDir(filepath.Join(c.Dir, "thing"))
+	for _, e := range ents {
+		if e.Name() != "k.lock" {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+	// The lock must have been released: a new Get must not wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var calls atomic.Int32
+	if _, err := c.Get(ctx, "thing", "k", fakeBuild(&calls, map[string]string{"a": "b"})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetConcurrentWaiters(t *testing.T) {
+	c := openTemp(t)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	started := make(chan struct{})
+	build := func(ctx context.Context, dir string) error {
+		if calls.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		return os.WriteFile(filepath.Join(dir, "x"), []byte("x"), 0o600)
+	}
+	const n = 4
+	var wg sync.WaitGroup
+	dirs := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			// Each waiter uses its own Cache value, as another process would.
+			c2 := &Cache{Dir: c.Dir}
+			dirs[i], errs[i] = c2.Get(context.Background(), "thing", "k", build)
+		})
+	}
+	<-started
+	time.Sleep(3 * lockPoll) // let the others queue on the lock
+	close(release)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Get %d: %v", i, errs[i])
+		}
+		if dirs[i] != dirs[0] {
+			t.Errorf("Get %d dir %q, want %q", i, dirs[i], dirs[0])
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("build ran %d times, want 1", got)
+	}
+	got := ops(t, c)
+	if len(got) != n || got[0] != "build" {
+		t.Errorf("log ops = %v, want build then %d hits", got, n-1)
+	}
+}
+
+func TestGetWaitHonoursContext(t *testing.T) {
+	c := openTemp(t)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := c.Get(context.Background(), "thing", "k", func(context.Context, string) error {
+			close(started)
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 3*lockPoll)
+	defer cancel()
+	_, err := c.Get(ctx, "thing", "k", func(context.Context, string) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting Get err = %v, want DeadlineExceeded", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetCorruptionRebuilds(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, dir string)
+	}{
+		{"truncated", func(t *testing.T, dir string) {
+			mustChmodWrite(t, filepath.Join(dir, "disk.img"), "dis")
+		}},
+		{"same size, new content", func(t *testing.T, dir string) {
+			mustChmodWrite(t, filepath.Join(dir, "disk.img"), "DISK")
+		}},
+		{"artefact deleted", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "disk.img")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"manifest deleted", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, ManifestName)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"manifest garbage", func(t *testing.T, dir string) {
+			mustChmodWrite(t, filepath.Join(dir, ManifestName), "not json")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTemp(t)
+			var calls atomic.Int32
+			build := fakeBuild(&calls, map[string]string{"disk.img": "disk"})
+			ctx := context.Background()
+			dir, err := c.Get(ctx, "thing", "k", build)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.corrupt(t, dir)
+			if err := Verify(dir, true); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Verify = %v, want ErrCorrupt", err)
+			}
+			if _, err := c.Get(ctx, "thing", "k", build); err != nil {
+				t.Fatal(err)
+			}
+			if n := calls.Load(); n != 2 {
+				t.Errorf("build ran %d times, want 2", n)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "disk.img")); err != nil || string(b) != "disk" {
+				t.Errorf("rebuilt disk.img = %q, %v; want \"disk\"", b, err)
+			}
+			if got := strings.Join(ops(t, c), ","); got != "build,verify-fail,rebuild" {
+				t.Errorf("log ops = %s, want build,verify-fail,rebuild", got)
+			}
+		})
+	}
+}
+
+// mustChmodWrite rewrites a read-only artefact, as a careless user would.
+func mustChmodWrite(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGetNames(t *testing.T) {
+	c := openTemp(t)
+	noop := func(context.Context, string) error { return nil }
+	for _, tt := range []struct{ kind, key string }{
+		{"", "k"}, {"a/b", "k"}, {"k", ".."}, {"k", "a/b"}, {"k", ".tmp-x"}, {".", "k"},
+	} {
+		t.Run(tt.kind+"|"+tt.key, func(t *testing.T) {
+			if _, err := c.Get(context.Background(), tt.kind, tt.key, noop); err == nil {
+				t.Errorf("Get(%q, %q) succeeded, want an error", tt.kind, tt.key)
+			}
+		})
+	}
+}
+
+func TestSweep(t *testing.T) {
+	c := openTemp(t)
+	kdir := filepath.Join(c.Dir, "thing")
+	old := filepath.Join(kdir, tmpPrefix+"k-old")
+	young := filepath.Join(kdir, tmpPrefix+"k2-young")
+	keep := filepath.Join(kdir, "k3")
+	for _, d := range []string{old, young, keep} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * staleAfter)
+	for _, d := range []string{old, keep} {
+		if err := os.Chtimes(d, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(c.Dir); err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]bool{old: false, young: true, keep: true} {
+		_, err := os.Stat(d)
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(d), got, want)
+		}
+	}
+	// A Get of key k2 holds its lock, so its young temp dir is a dead
+	// builder's and goes at once.
+	var calls atomic.Int32
+	if _, err := c.Get(context.Background(), "thing", "k2", fakeBuild(&calls, map[string]string{"a": "a"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(young); err == nil {
+		t.Errorf("Get left a dead builder's %s", filepath.Base(young))
+	}
+}
+
+func TestInputsKey(t *testing.T) {
+	base := Inputs{"recipe": []byte("a"), "packages": []byte("b c")}
+	k := base.Key("forky")
+	if !strings.HasPrefix(k, "forky-") || len(k) != len("forky-")+12 {
+		t.Errorf("Key = %q, want forky-<12 hex>", k)
+	}
+	if k2 := (Inputs{"packages": []byte("b c"), "recipe": []byte("a")}).Key("forky"); k2 != k {
+		t.Errorf("Key depends on map order: %q vs %q", k, k2)
+	}
+	for name, in := range map[string]Inputs{
+		"value changed": {"recipe": []byte("a2"), "packages": []byte("b c")},
+		"input added":   {"recipe": []byte("a"), "packages": []byte("b c"), "x": nil},
+		"bytes shifted": {"recipe": []byte("ab"), "packages": []byte(" c")},
+		"label changed": {"recipe2": []byte("a"), "packages": []byte("b c")},
+	} {
+		if in.Key("forky") == k {
+			t.Errorf("%s: key unchanged", name)
+		}
+	}
+}
