@@ -1,0 +1,45 @@
+package rmi
+
+// Decisions are the three registration questions the testbed's kernel glue
+// asks the firmware (kernel-configs/README.md, "Firmware answers").
+type Decisions struct {
+	// RMI: RMI_VERSION(1.0) returned RMI_SUCCESS; there is an RMM the
+	// host can drive.
+	RMI bool
+	// DA: RMI, and RMI_FEATURES(0) has bit 42 set (the RFC's check). An
+	// RMM 2.0 reports DA in register 2 instead, so this stays false there.
+	DA bool
+	// RSI: RSI_VERSION(1.0) returned RSI_SUCCESS; this is a realm.
+	RSI bool
+}
+
+// The revision the glue requests, as Linux does (RSI_ABI_VERSION 1.0, and
+// the host series' RMI_ABI_VERSION 1.0).
+var probeRevision = Revision(1, 0)
+
+// Probe asks c exactly what the kernel glue asks, in the same order:
+// RMI_VERSION(1.0), RMI_FEATURES(0), RSI_VERSION(1.0). All three are always
+// asked, so the Table is a complete answer sheet for the glue whatever its
+// short-cuts. It returns the decisions and the answers it observed.
+//
+// RMI_FEATURES returns its status in x0 and the register in x1 (TF-RMM
+// smc_read_feature_register; Linux rmi_features() reads res.a1), so DA is
+// read from x1.
+func Probe(c Caller) (Decisions, Table) {
+	t := make(Table, 0, 3)
+	ask := func(fid uint32, arg uint64) [4]uint64 {
+		r := c.SMC(fid, arg)
+		t = append(t, Answer{FID: fid, Arg: arg, Ret: r})
+		return r
+	}
+	v := ask(RMIVersion, probeRevision)
+	f := ask(RMIFeatures, 0)
+	s := ask(RSIVersion, probeRevision)
+
+	var d Decisions
+	// The status is the low byte of x0; NotSupported (all ones) fails it.
+	d.RMI = v[0]&0xFF == RMISuccess
+	d.DA = d.RMI && f[0]&0xFF == RMISuccess && DA(f[1])
+	d.RSI = s[0] == RSISuccess
+	return d, t
+}
