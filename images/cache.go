@@ -97,7 +97,7 @@ func (c *Cache) sweep(cutoff time.Time) {
 				continue
 			}
 			if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-				_ = os.RemoveAll(filepath.Join(kdir, e.Name()))
+				_ = removeTree(filepath.Join(kdir, e.Name()))
 			}
 		}
 	}
@@ -118,8 +118,9 @@ func (c *Cache) sweep(cutoff time.Time) {
 // images cannot be written through by accident), and the directory is then
 // renamed into place atomically. build must not write manifest.json itself,
 // and should remove scratch trees it no longer needs before returning.
-// If build returns an error, panics, or ctx ends, tmpDir is removed and no
-// entry appears; a build killed outright leaves tmpDir behind, which the next
+// If build returns an error, panics, or ctx ends, tmpDir is removed (after
+// detaching any mount a killed builder left inside it, so a removal never
+// reaches through a bind mount into the host) and no entry appears; a build killed outright leaves tmpDir behind, which the next
 // Get of the same key (or Open, after a day) removes.
 //
 // Concurrency: Get holds an exclusive flock on <Dir>/<kind>/<key>.lock while
@@ -175,7 +176,9 @@ func (c *Cache) Get(ctx context.Context, kind, key string, build func(ctx contex
 	// a builder that died: remove it now rather than after a day.
 	if olds, _ := filepath.Glob(filepath.Join(kdir, tmpPrefix+key+"-*")); len(olds) > 0 {
 		for _, o := range olds {
-			_ = os.RemoveAll(o)
+			if err := removeTree(o); err != nil {
+				return "", fmt.Errorf("remove a dead build of %s/%s: %w", kind, key, err)
+			}
 		}
 	}
 
@@ -196,11 +199,13 @@ func (c *Cache) build(ctx context.Context, kdir, entry, key string, fn func(cont
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			_ = os.RemoveAll(tmp)
+			_ = removeTree(tmp)
 			panic(p)
 		}
 		if err != nil {
-			_ = os.RemoveAll(tmp)
+			if rerr := removeTree(tmp); rerr != nil {
+				c.logger().Warn("cache: cannot remove failed build", "dir", tmp, "err", rerr)
+			}
 		}
 	}()
 	if err := fn(ctx, tmp); err != nil {
@@ -327,14 +332,18 @@ func writeManifest(dir string) error {
 		if rel == ManifestName {
 			return fmt.Errorf("builder wrote %s itself; leave it to the cache", ManifestName)
 		}
-		if err := os.Chmod(p, 0o444); err != nil {
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.Chmod(p, info.Mode().Perm()&^0o222); err != nil {
 			return err
 		}
 		sum, err := hashFile(p)
 		if err != nil {
 			return err
 		}
-		info, err := os.Stat(p)
+		info, err = os.Stat(p)
 		if err != nil {
 			return err
 		}
@@ -433,3 +442,77 @@ func (in Inputs) Hash() string {
 func (in Inputs) Key(prefix string) string {
 	return prefix + "-" + in.Hash()[:12]
 }
+
+// removeTree deletes dir like os.RemoveAll, but first detaches every mount
+// below it. A builder killed mid-way (mmdebstrap mounts /proc, /sys and /dev
+// inside its tree) can leave such mounts, and a plain RemoveAll would then
+// delete the host's device nodes. If a mount cannot be detached, nothing is
+// removed.
+func removeTree(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounts, err := mountsUnder(abs)
+	if err != nil {
+		return err
+	}
+	// Deepest first, so a parent is never busy with a child mount.
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	for _, m := range mounts {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			return fmt.Errorf("unmount %s before removing %s: %w; unmount it by hand", m, abs, err)
+		}
+	}
+	if left, err := mountsUnder(abs); err != nil || len(left) > 0 {
+		return fmt.Errorf("refusing to remove %s: still mounted below it: %v (%v)", abs, left, err)
+	}
+	return os.RemoveAll(abs)
+}
+
+// mountsUnder lists the mount points at or below dir, from
+// /proc/self/mountinfo.
+func mountsUnder(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	return parseMountinfo(b, dir), nil
+}
+
+// parseMountinfo returns the mount points (field 5, octal escapes decoded)
+// equal to or below dir.
+func parseMountinfo(b []byte, dir string) []string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// unescapeMountinfo decodes the kernel's \ooo escapes (space, tab,
+// newline, backslash) in a mountinfo path.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }

@@ -3,11 +3,13 @@ package images
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,13 +125,14 @@ func TestGetMissThenHit(t *testing.T) {
 	if got := strings.Join(ops(t, c), ","); got != "build,hit" {
 		t.Errorf("log ops = %s, want build,hit", got)
 	}
-	for _, n := range []string{"disk.img", "sub/key", ManifestName} {
+	// fakeBuild writes 0600: the cache clears write bits only.
+	for n, want := range map[string]os.FileMode{"disk.img": 0o400, "sub/key": 0o400, ManifestName: 0o444} {
 		info, err := os.Stat(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := info.Mode().Perm(); got != 0o444 {
-			t.Errorf("%s mode %o, want 444", n, got)
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s mode %o, want %o", n, got, want)
 		}
 	}
 	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
@@ -422,4 +425,83 @@ func TestInputsKey(t *testing.T) {
 			t.Errorf("%s: key unchanged", name)
 		}
 	}
+}
+
+// TestFailedBuildDetachesMounts is the reason removeTree exists: a builder
+// that dies with a bind mount inside its directory must not get the mount's
+// source deleted.
+func TestFailedBuildDetachesMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (it bind-mounts); run go test as root, as make test does")
+	}
+	c := openTemp(t)
+	precious := t.TempDir()
+	sentinel := filepath.Join(precious, "keep")
+	if err := os.WriteFile(sentinel, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mnt string
+	_, err := c.Get(context.Background(), "thing", "k", func(_ context.Context, dir string) error {
+		mnt = filepath.Join(dir, "tree", "dev")
+		if err := os.MkdirAll(mnt, 0o700); err != nil {
+			return err
+		}
+		if err := syscall.Mount(precious, mnt, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind mount: %w", err)
+		}
+		return errors.New("builder died")
+	})
+	if err == nil || strings.Contains(err.Error(), "bind mount") {
+		t.Fatalf("Get err = %v, want the builder's failure", err)
+	}
+	if _, err := os.Stat(sentinel); err != nil {
+		t.Errorf("removing the failed build deleted the bind mount's source: %v", err)
+	}
+	if m, _ := mountsUnder(filepath.Dir(filepath.Dir(mnt))); len(m) > 0 {
+		t.Errorf("mounts left: %v", m)
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+	}
+	if _, err := os.Stat(mnt); err == nil {
+		t.Errorf("failed build directory %s still exists", mnt)
+	}
+}
+
+var mountinfoTests = []struct {
+	name, dir string
+	want      []string
+}{
+	{"below", "/c/rootfs/.tmp-x", []string{"/c/rootfs/.tmp-x/tree/proc", "/c/rootfs/.tmp-x/tree/dev"}},
+	{"exact", "/c/rootfs/.tmp-x/tree/dev", []string{"/c/rootfs/.tmp-x/tree/dev"}},
+	{"prefix is not parent", "/c/rootfs/.tmp", nil},
+	{"escaped space", "/c/with space", []string{"/c/with space/m"}},
+}
+
+const mountinfoSample = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+90 22 0:5 / /c/rootfs/.tmp-x/tree/proc rw - proc proc rw
+91 22 0:6 / /c/rootfs/.tmp-x/tree/dev rw - devtmpfs udev rw
+92 22 0:7 / /c/with\040space/m rw - tmpfs tmpfs rw
+short line
+`
+
+func TestParseMountinfo(t *testing.T) {
+	for _, tt := range mountinfoTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseMountinfo([]byte(mountinfoSample), tt.dir)
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("parseMountinfo(%q) = %q, want %q", tt.dir, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseMountinfo(f *testing.F) {
+	f.Add([]byte(mountinfoSample), "/c")
+	f.Add([]byte("1 2 3 4 \\0"), "/")
+	f.Fuzz(func(t *testing.T, b []byte, dir string) {
+		for _, m := range parseMountinfo(b, dir) {
+			if m != dir && !strings.HasPrefix(m, dir+"/") {
+				t.Errorf("%q is not at or below %q", m, dir)
+			}
+		}
+	})
 }
