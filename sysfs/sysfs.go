@@ -282,3 +282,9 @@ func (f *file) ReadDir(n int) ([]fs.DirEntry, error) {
 	f.off += len(rest)
 	return rest, nil
 }
+
+// Graft makes sub's tree appear at p (a bind mount): both trees share the
+// nodes, so a guest root can hold a sysfs tree at "sys".
+func (t *Tree) Graft(p string, sub *Tree) error {
+	return t.put("graft", p, sub.root)
+}

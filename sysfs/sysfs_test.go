@@ -86,3 +86,14 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("dangling link: err = %v, want ErrNotExist", err)
 	}
 }
+
+func TestGraft(t *testing.T) {
+	root := New()
+	if err := root.Graft("sys", sample(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := fs.ReadFile(root, "sys/bus/platform/devices/arm-cca-dev/uevent")
+	if err != nil || len(b) == 0 {
+		t.Fatalf("through graft: %q, %v", b, err)
+	}
+}

@@ -1,0 +1,178 @@
+package emulated
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+	"cca-testbed/checks"
+	"cca-testbed/guest"
+	"cca-testbed/matrix"
+	"cca-testbed/rmi"
+	"cca-testbed/snapshot"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.snap from the model")
+
+// instance adapts a System to matrix.Instance so the test reads it exactly
+// as `testbed matrix --backend emulated` does.
+type instance struct{ g guest.Guest }
+
+func (i instance) Guest() guest.Guest { return i.g }
+func (i instance) Close() error       { return nil }
+func (i instance) Meta() snapshot.Meta {
+	return snapshot.Meta{Backend: "emulated", Conduit: "emulated-rmi"}
+}
+
+func model(t testing.TB, c cell.Cell) (*System, *snapshot.Snapshot) {
+	t.Helper()
+	p, err := rmi.LookupProfile(c.Role.FirmwareProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := rmi.Probe(rmi.New(p))
+	sys, err := New(c, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := matrix.Snapshot(context.Background(), instance{guest.NewEmulated(sys.FS(), sys.Run)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Meta.Cell = c.String()
+	s.Meta.Userspace = string(c.Userspace)
+	return sys, s
+}
+
+// TestGolden keeps one reviewed snapshot per cell: what real boots are
+// compared against.
+func TestGolden(t *testing.T) {
+	for _, c := range cell.Matrix() {
+		t.Run(c.String(), func(t *testing.T) {
+			_, s := model(t, c)
+			got := s.Text()
+			file := filepath.Join("testdata", c.FileName()+".snap")
+			if *update {
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./emulated -update to create it)", err)
+			}
+			if got != string(want) {
+				a, _ := snapshot.Parse(bytes.NewReader(want))
+				var d bytes.Buffer
+				if a != nil {
+					_ = snapshot.WriteDiff(&d, "golden", "model", snapshot.Diff(a, s))
+				}
+				t.Fatalf("snapshot differs from %s (-update to accept):\n%s", file, d.String())
+			}
+		})
+	}
+}
+
+// TestKernelFacts pins the driver-core facts the model must get right,
+// independently of the golden files.
+func TestKernelFacts(t *testing.T) {
+	tests := []struct {
+		cell string
+		has  []string // "kind path value" facts that must be present
+		not  []string // facts that must be absent
+	}{
+		{"platform/realm", []string{
+			"uevent devices/platform/arm-cca-dev MODALIAS=platform:arm-cca-dev",
+			"uevent devices/platform/arm-cca-dev DRIVER=cca_guest_tsm",
+			"modalias devices/platform/arm-cca-dev platform:arm-cca-dev",
+			"link bus/platform/devices/arm-cca-dev ../../../devices/platform/arm-cca-dev",
+			"module module/tsm_report live",
+			"dir kernel/config/tsm/report",
+			"cvm systemd-detect-virt cca",
+		}, nil},
+		{"platform/host-da", []string{
+			"link class/tsm/tsm0 ../../devices/platform/arm-rmi-dev/tsm/tsm0",
+			"subsystem devices/platform/arm-rmi-dev/tsm/tsm0 tsm",
+			"driver devices/platform/arm-rmi-dev cca_host_tsm",
+		}, []string{"module module/tsm_report live"}},
+		{"platform/host-noda", nil, []string{"device devices/platform/arm-rmi-dev", "module module/cca_host_tsm live"}},
+		{"faux/realm", []string{
+			"uevent devices/faux/arm-rsi-dev DRIVER=faux_driver",
+			"cvm systemd-detect-virt none",
+		}, []string{"module module/cca_guest_tsm live", "dir kernel/config/tsm/report"}},
+		{"smccc-aux/host-noda", []string{
+			"module module/cca_host_tsm live",
+			"uevent devices/platform/arm-smccc/arm_cca_host.arm-rmi-dev.0 MODALIAS=auxiliary:arm_cca_host.arm-rmi-dev",
+		}, []string{"driver devices/platform/arm-smccc/arm_cca_host.arm-rmi-dev.0 cca_host_tsm", "absent class/tsm"}},
+		{"smccc-aux/realm", []string{"device devices/platform/arm-cca-dev", "cvm systemd-detect-virt cca"}, nil},
+		{"smccc-aux-nolegacy/realm", []string{"cvm systemd-detect-virt none"}, []string{"device devices/platform/arm-cca-dev"}},
+		{"smccc-bus/realm", []string{
+			"file firmware/cca/realm_guest 1",
+			"modalias devices/platform/arm-smccc/arm-rsi-0 arm_smccc:arm-rsi",
+		}, nil},
+		{"smccc-bus/plain", []string{"file firmware/cca/realm_guest 0"}, []string{"device devices/platform/arm-smccc/arm-rmi-0"}},
+		{"virtual/host-da", []string{"link class/tsm/tsm0 ../../devices/virtual/tsm/tsm0"}, nil},
+		{"module-faux/host-da", []string{"link class/tsm/tsm0 ../../devices/faux/arm-rmi-dev/tsm/tsm0", "module module/cca_faux live"}, nil},
+		{"module-faux/plain", []string{"module module/tsm_report live"}, []string{"module module/cca_faux live"}},
+		{"platform/realm@trixie", []string{"cvm systemd-detect-virt none", "unit cca-cvm-gated.service inactive"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cell, func(t *testing.T) {
+			c, err := cell.Parse(tt.cell)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, s := model(t, c)
+			text := s.Text()
+			for _, f := range tt.has {
+				if !strings.Contains(text, "\n"+f+"\n") {
+					t.Errorf("missing fact %q in\n%s", f, text)
+				}
+			}
+			for _, f := range tt.not {
+				if strings.Contains(text, "\n"+f+"\n") {
+					t.Errorf("unexpected fact %q", f)
+				}
+			}
+		})
+	}
+}
+
+// TestExpectations grades every modelled cell against checks/expectations.txt:
+// the model and the recorded expectations must agree.
+func TestExpectations(t *testing.T) {
+	exp := checks.Default()
+	for _, c := range cell.Matrix() {
+		_, s := model(t, c)
+		for _, r := range checks.Run(c.String(), s, exp) {
+			if r.Status != checks.Pass && r.Status != checks.XFail {
+				t.Errorf("%s %s: measured %q, expected %q (%s)", c, r.Check, r.Measured, r.Expected, r.Status)
+			}
+		}
+	}
+}
+
+func TestRunUnknownCommand(t *testing.T) {
+	sys, _ := model(t, cell.Cell{Variant: cell.Platform, Role: cell.Plain, Userspace: cell.Forky})
+	if _, err := sys.Run(context.Background(), []string{"rm", "-rf", "/"}); err == nil || !strings.Contains(err.Error(), "cannot run") {
+		t.Fatalf("err = %v, want a not-supported error", err)
+	}
+}
+
+// BenchmarkMatrix models every cell of the matrix end to end (firmware
+// probe, driver core, udev/kmod, snapshot, checks). Target: under 50 ms.
+func BenchmarkMatrix(b *testing.B) {
+	cells := cell.Matrix()
+	exp := checks.Default()
+	for b.Loop() {
+		for _, c := range cells {
+			_, s := model(b, c)
+			checks.Run(c.String(), s, exp)
+		}
+	}
+}
