@@ -16,11 +16,18 @@ type Change struct {
 }
 
 func (c Change) String() string {
+	one := func(sign string, vals []string) string {
+		s := sign + " " + c.Kind + " " + c.Path
+		if v := strings.Join(vals, " | "); v != "" {
+			s += " " + v
+		}
+		return s
+	}
 	switch {
 	case len(c.A) == 0:
-		return fmt.Sprintf("+ %s %s %s", c.Kind, c.Path, strings.Join(c.B, " | "))
+		return one("+", c.B)
 	case len(c.B) == 0:
-		return fmt.Sprintf("- %s %s %s", c.Kind, c.Path, strings.Join(c.A, " | "))
+		return one("-", c.A)
 	default:
 		return fmt.Sprintf("~ %s %s: %s => %s", c.Kind, c.Path, strings.Join(c.A, " | "), strings.Join(c.B, " | "))
 	}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"cca-testbed/cell"
+	"cca-testbed/checks"
+	"cca-testbed/internal/progress"
+	"cca-testbed/matrix"
+	"cca-testbed/report"
+	"cca-testbed/snapshot"
+)
+
+func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("variants", "", stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, v := range cell.Variants {
+		fmt.Fprintf(tw, "%s\t%s\n", v.Name, v.Description)
+	}
+	return tw.Flush()
+}
+
+// selection is the --variant/--role/--userspace trio shared by commands.
+type selection struct{ variants, roles, userspaces string }
+
+func (s *selection) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.variants, "variant", "", "comma-separated variants (default all: "+cell.VariantNames()+")")
+	fs.StringVar(&s.roles, "role", "", "comma-separated roles (default all: host-da, host-noda, realm, plain)")
+	fs.StringVar(&s.userspaces, "userspace", "", "comma-separated guest userspaces (default: forky for every cell, plus trixie for realm cells)")
+}
+
+// cells filters the default matrix, or builds the full product when the
+// user named userspaces explicitly.
+func (s *selection) cells() ([]cell.Cell, error) {
+	var vs []cell.Variant
+	var rs []cell.Role
+	var us []cell.Userspace
+	for _, f := range split(s.variants) {
+		v, err := cell.ParseVariant(f)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	for _, f := range split(s.roles) {
+		r, err := cell.ParseRole(f)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	for _, f := range split(s.userspaces) {
+		u, err := cell.ParseUserspace(f)
+		if err != nil {
+			return nil, err
+		}
+		us = append(us, u)
+	}
+	var out []cell.Cell
+	var candidates []cell.Cell
+	if len(us) == 0 {
+		candidates = cell.Matrix()
+	} else {
+		for _, v := range cell.Variants {
+			for _, r := range cell.Roles {
+				for _, u := range us {
+					candidates = append(candidates, cell.Cell{Variant: v.Name, Role: r, Userspace: u})
+				}
+			}
+		}
+	}
+	for _, c := range candidates {
+		if (len(vs) == 0 || slices.Contains(vs, c.Variant)) && (len(rs) == 0 || slices.Contains(rs, c.Role)) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usagef("no cell matches --variant %q --role %q --userspace %q", s.variants, s.roles, s.userspaces)
+	}
+	return out, nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" && f != "all" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func checkFormat(format string, known []string) error {
+	if !slices.Contains(known, format) {
+		return usagef("unknown format %q (known: %s)", format, strings.Join(known, ", "))
+	}
+	return nil
+}
+
+func loadExpectations(file string) (*checks.Expectations, error) {
+	if file == "" {
+		return checks.Default(), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, usagef("expectations: %v", err)
+	}
+	defer f.Close()
+	e, err := checks.ParseExpectations(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return e, nil
+}
+
+func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("matrix", "[flags]", stdout)
+	var sel selection
+	sel.register(fs)
+	var bo backendOptions
+	bo.register(fs)
+	format := fs.String("format", "text", "output format: "+strings.Join(report.Formats, ", "))
+	out := fs.String("out", "", "also write every format into this directory (report.txt, .json, .xml, .md)")
+	expFile := fs.String("expectations", "", "expectations file (default: the built-in checks/expectations.txt)")
+	parallel := fs.Int("parallel", 0, "cells in flight (default: 2 for qemu, 4 for emulated)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format, report.Formats); err != nil {
+		return err
+	}
+	cells, err := sel.cells()
+	if err != nil {
+		return err
+	}
+	exp, err := loadExpectations(*expFile)
+	if err != nil {
+		return err
+	}
+	b, err := bo.backend(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	par := *parallel
+	if par == 0 {
+		par = b.DefaultParallel
+	}
+	pw := progress.New(stderr)
+	opts := matrix.Options{Parallel: par, Expectations: exp}
+	if !b.Instant { // an emulated matrix ends before progress could help
+		opts.Progress = func(c cell.Cell, phase string, _ time.Duration) { pw.Phase(c.String(), phase) }
+	}
+	start := time.Now()
+	results, runErr := matrix.Run(ctx, b, cells, opts)
+	pw.Done()
+	rep := report.New(b.Name(), start, time.Since(start), results)
+	if *out != "" {
+		if err := writeAll(rep, *out); err != nil {
+			return err
+		}
+	}
+	if err := rep.Write(stdout, *format); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if runErr != nil {
+		return fmt.Errorf("infrastructure: %w", runErr)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%w: %s", errMismatch, rep.Summary)
+	}
+	return nil
+}
+
+// writeAll writes every report format (and each cell's snapshot) into dir.
+func writeAll(rep *report.Report, dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "snapshots"), 0o755); err != nil {
+		return err
+	}
+	ext := map[string]string{"text": "txt", "json": "json", "junit": "xml", "markdown": "md", "html": "html"}
+	for _, f := range report.Formats {
+		if err := writeFile(filepath.Join(dir, "report."+ext[f]), func(w io.Writer) error { return rep.Write(w, f) }); err != nil {
+			return err
+		}
+	}
+	for _, c := range rep.Cells {
+		if c.Snapshot == nil {
+			continue
+		}
+		if err := writeFile(filepath.Join(dir, "snapshots", c.Cell.FileName()+".snap"), c.Snapshot.WriteText); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile writes through a temporary file so a crash never leaves half a report.
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+// cellArg reads a cell from a positional argument or --variant/--role.
+func cellArg(fs *flag.FlagSet, sel selection) (cell.Cell, error) {
+	switch {
+	case fs.NArg() == 1 && sel.variants == "" && sel.roles == "":
+		return cell.Parse(fs.Arg(0))
+	case fs.NArg() == 0 && sel.variants != "":
+		v, err := cell.ParseVariant(sel.variants)
+		if err != nil {
+			return cell.Cell{}, err
+		}
+		c := cell.Cell{Variant: v, Role: cell.Realm, Userspace: cell.DefaultUserspace}
+		if sel.roles != "" {
+			if c.Role, err = cell.ParseRole(sel.roles); err != nil {
+				return cell.Cell{}, err
+			}
+		}
+		if sel.userspaces != "" {
+			if c.Userspace, err = cell.ParseUserspace(sel.userspaces); err != nil {
+				return cell.Cell{}, err
+			}
+		}
+		return c, nil
+	}
+	return cell.Cell{}, usagef("%s: name one cell, as VARIANT/ROLE or --variant V [--role R] (e.g. faux/realm)", fs.Name())
+}
+
+func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("snapshot", "[VARIANT/ROLE[@USERSPACE] | --variant V --role R] [flags]", stdout)
+	var sel selection
+	sel.register(fs)
+	var bo backendOptions
+	bo.register(fs)
+	format := fs.String("format", "text", "output format: text, json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format, []string{"text", "json"}); err != nil {
+		return err
+	}
+	c, err := cellArg(fs, sel)
+	if err != nil {
+		return err
+	}
+	b, err := bo.backend(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	s, err := takeSnapshot(ctx, b, c)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return s.WriteJSON(stdout)
+	}
+	return s.WriteText(stdout)
+}
+
+func takeSnapshot(ctx context.Context, b *backend, c cell.Cell) (*snapshot.Snapshot, error) {
+	inst, err := b.Start(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := matrix.Snapshot(ctx, inst)
+	err = errors.Join(err, inst.Close())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c, err)
+	}
+	s.Meta.Cell = c.String()
+	return s, nil
+}
+
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("diff", "A B   (each a cell like platform/realm or a snapshot file)", stdout)
+	var bo backendOptions
+	bo.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usagef("diff: want two arguments (cells or snapshot files), got %d", fs.NArg())
+	}
+	var snaps [2]*snapshot.Snapshot
+	var b *backend
+	for i, arg := range fs.Args() {
+		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+			s, err := readSnapshot(arg)
+			if err != nil {
+				return err
+			}
+			snaps[i] = s
+			continue
+		}
+		c, err := cell.Parse(arg)
+		if err != nil {
+			return usagef("diff: %q is neither a snapshot file nor a cell: %v", arg, err)
+		}
+		if b == nil {
+			if b, err = bo.backend(ctx, stderr); err != nil {
+				return err
+			}
+		}
+		if snaps[i], err = takeSnapshot(ctx, b, c); err != nil {
+			return err
+		}
+	}
+	return snapshot.WriteDiff(stdout, fs.Arg(0), fs.Arg(1), snapshot.Diff(snaps[0], snaps[1]))
+}
+
+func readSnapshot(name string) (*snapshot.Snapshot, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s, err := snapshot.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return s, nil
+}

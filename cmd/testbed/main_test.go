@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+	"cca-testbed/checks"
+)
+
+// testbed runs the CLI in process and returns stdout, stderr and the exit code.
+func testbed(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	code := exitCode(err, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestUsageErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.snap")
+	if err := os.WriteFile(bad, []byte("cca-testbed snapshot 1\nlink class/tsm/tsm0 x\nwhat is this\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badExp := filepath.Join(t.TempDir(), "exp.txt")
+	if err := os.WriteFile(badExp, []byte("# ok\n*/* tsm0 none\n*/* nosuch none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown variant", []string{"snapshot", "--variant", "nosuch"}, `unknown name: variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux)`},
+		{"unknown cell role", []string{"snapshot", "faux/queen"}, `role "queen"`},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown format", []string{"matrix", "--format", "pdf"}, `unknown format "pdf"`},
+		{"unknown backend", []string{"matrix", "--backend", "vmware"}, `unknown backend "vmware"`},
+		{"bad flag", []string{"matrix", "--colour"}, "flag provided but not defined: -colour"},
+		{"diff arity", []string{"diff", "platform/realm"}, "want two arguments"},
+		{"corrupt snapshot file", []string{"diff", bad, bad}, "line 3: unknown fact kind \"what\""},
+		{"corrupt expectations", []string{"matrix", "--expectations", badExp}, "line 3: unknown check \"nosuch\""},
+		{"unknown firmware profile", []string{"matrix", "--firmware-profile", "rmm-9"}, "rmm-9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := testbed(t, tt.args...)
+			if code != exitError {
+				t.Errorf("exit %d, want %d", code, exitError)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.want)
+			}
+			if n := strings.Count(strings.TrimSpace(stderr), "\n"); n != 0 {
+				t.Errorf("error spans %d lines: %q", n+1, stderr)
+			}
+		})
+	}
+}
+
+func TestHelpEverywhere(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"matrix", "--help"}, {"snapshot", "-h"}, {"diff", "--help"}, {"variants", "--help"}} {
+		out, _, code := testbed(t, args...)
+		if code != exitOK || !strings.Contains(out, "usage: testbed") {
+			t.Errorf("%v: exit %d, output %q", args, code, out)
+		}
+	}
+}
+
+func TestVariants(t *testing.T) {
+	out, _, code := testbed(t, "variants")
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, v := range cell.Variants {
+		if !strings.Contains(out, string(v.Name)+" ") {
+			t.Errorf("variants output lacks %s", v.Name)
+		}
+	}
+}
+
+// TestEmulatedMatrixJSON is the acceptance check: every cell of the default
+// matrix, every check, with its result and expectation, all as expected.
+func TestEmulatedMatrixJSON(t *testing.T) {
+	out, stderr, code := testbed(t, "matrix", "--backend", "emulated", "--format", "json")
+	var rep struct {
+		Cells []struct {
+			Cell    string          `json:"cell"`
+			Results []checks.Result `json:"results"`
+		} `json:"cells"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, stderr)
+	}
+	if len(rep.Cells) != len(cell.Matrix()) {
+		t.Errorf("%d cells, want %d", len(rep.Cells), len(cell.Matrix()))
+	}
+	for _, c := range rep.Cells {
+		if len(c.Results) != len(checks.All) {
+			t.Errorf("%s: %d results, want %d", c.Cell, len(c.Results), len(checks.All))
+		}
+		for _, r := range c.Results {
+			if r.Status != checks.Pass && r.Status != checks.XFail {
+				t.Errorf("%s %s: %s, measured %q expected %q %s", c.Cell, r.Check, r.Status, r.Measured, r.Expected, r.Reason)
+			}
+			if r.Expected == "" {
+				t.Errorf("%s %s: no expectation in the report", c.Cell, r.Check)
+			}
+		}
+	}
+	if code != exitOK {
+		t.Errorf("exit %d, stderr %s", code, stderr)
+	}
+}
+
+func TestDiffPlatformFaux(t *testing.T) {
+	out, stderr, code := testbed(t, "diff", "platform/realm", "faux/realm")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"- device devices/platform/arm-cca-dev",
+		"+ device devices/faux/arm-rsi-dev",
+		"- uevent devices/platform/arm-cca-dev DRIVER=cca_guest_tsm | MODALIAS=platform:arm-cca-dev",
+		"~ cvm systemd-detect-virt: cca => none",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diff lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestSnapshotFilesDiff(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []string{"platform/host-da", "virtual/host-da"} {
+		out, stderr, code := testbed(t, "snapshot", c, "--format", "json")
+		if code != exitOK {
+			t.Fatalf("snapshot %s: exit %d %s", c, code, stderr)
+		}
+		if err := os.WriteFile(filepath.Join(dir, strings.ReplaceAll(c, "/", "_")+".json"), []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, code := testbed(t, "diff", filepath.Join(dir, "platform_host-da.json"), filepath.Join(dir, "virtual_host-da.json"))
+	if code != exitOK || !strings.Contains(out, "~ link class/tsm/tsm0: ../../devices/platform/arm-rmi-dev/tsm/tsm0 => ../../devices/virtual/tsm/tsm0") {
+		t.Errorf("exit %d, diff:\n%s", code, out)
+	}
+}
+
+func TestMismatchExitsOne(t *testing.T) {
+	exp := filepath.Join(t.TempDir(), "exp.txt")
+	if err := os.WriteFile(exp, []byte(checks.DefaultExpectations+"\nplatform/realm cvm-systemd none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := testbed(t, "matrix", "--variant", "platform", "--role", "realm", "--expectations", exp)
+	if code != exitMismatch || !strings.Contains(out, "platform/realm cvm-systemd: FAIL measured cca, expected none") {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+}
+
+func TestWriteAll(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, code := testbed(t, "matrix", "--variant", "faux", "--out", dir, "--format", "markdown")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"report.txt", "report.json", "report.xml", "report.md", "report.html", "snapshots/faux_realm.snap", "snapshots/faux_realm@trixie.snap"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+}
