@@ -22,7 +22,7 @@ var _ Caller = (*Model)(nil)
 // so later changes to p do not affect the model.
 func New(p Profile) *Model {
 	m := &Model{p: p.clone()}
-	m.realm.init(m.p.Realm)
+	m.realm.init(m.p.Realm, len(m.p.RSIRevisions) > 0)
 	return m
 }
 
