@@ -1,0 +1,85 @@
+package cell
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"faux/realm", "faux/realm", ""},
+		{"platform/realm@trixie", "platform/realm@trixie", ""},
+		{"platform/realm@forky", "platform/realm", ""},
+		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux)`},
+		{"faux/guest", "", `role "guest" (known: host-da, host-noda, realm, plain)`},
+		{"faux/realm@sid", "", `userspace "sid"`},
+		{"faux", "", "want variant/role"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			c, err := Parse(tt.in)
+			if tt.err != "" {
+				if !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line wrapping ErrUnknown containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || c.String() != tt.want {
+				t.Fatalf("Parse(%q) = %v, %v; want %s", tt.in, c, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMatrix(t *testing.T) {
+	cells := Matrix()
+	if len(cells) != len(Variants)*len(Roles)+len(Variants) {
+		t.Fatalf("len = %d, want %d", len(cells), len(Variants)*(len(Roles)+1))
+	}
+	seen := map[string]bool{}
+	for _, c := range cells {
+		if seen[c.String()] {
+			t.Fatalf("duplicate cell %s", c)
+		}
+		seen[c.String()] = true
+		back, err := Parse(c.String())
+		if err != nil || back != c {
+			t.Fatalf("round trip %s: %v, %v", c, back, err)
+		}
+		if strings.Contains(c.FileName(), "/") {
+			t.Fatalf("FileName %q has a slash", c.FileName())
+		}
+	}
+}
+
+func TestProfilesAndSystemd(t *testing.T) {
+	want := map[Role]string{HostDA: "rmm-1.1", HostNoDA: "rmm-1.0", Realm: "realm", Plain: "none"}
+	for r, p := range want {
+		if got := r.FirmwareProfile(); got != p {
+			t.Errorf("%s.FirmwareProfile() = %q, want %q", r, got, p)
+		}
+	}
+	if Trixie.SystemdVersion() != 257 || Forky.SystemdVersion() != 262 {
+		t.Errorf("systemd versions: trixie %d forky %d", Trixie.SystemdVersion(), Forky.SystemdVersion())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("faux/realm@trixie")
+	f.Add("/@")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Parse(s)
+		if err != nil {
+			if !errors.Is(err, ErrUnknown) {
+				t.Fatalf("unwrapped error %v", err)
+			}
+			return
+		}
+		if back, err := Parse(c.String()); err != nil || back != c {
+			t.Fatalf("round trip of %q: %v %v", s, back, err)
+		}
+	})
+}

@@ -1,0 +1,137 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cca-testbed/cell"
+	"cca-testbed/checks"
+	"cca-testbed/guest"
+	"cca-testbed/snapshot"
+)
+
+// fakeGuest answers the runner's commands from a table.
+type fakeGuest map[string]guest.Result
+
+func (f fakeGuest) Run(_ context.Context, argv ...string) (guest.Result, error) {
+	r, ok := f[strings.Join(argv, " ")]
+	if !ok {
+		return guest.Result{}, fmt.Errorf("no such command %q", argv)
+	}
+	return r, nil
+}
+func (fakeGuest) ReadFile(context.Context, string) ([]byte, error)        { return nil, fs.ErrNotExist }
+func (fakeGuest) ReadDir(context.Context, string) ([]fs.DirEntry, error) { return nil, fs.ErrNotExist }
+func (fakeGuest) ReadLink(context.Context, string) (string, error)      { return "", fs.ErrNotExist }
+
+type fakeInstance struct {
+	g      guest.Guest
+	closed *atomic.Int32
+}
+
+func (i fakeInstance) Guest() guest.Guest  { return i.g }
+func (i fakeInstance) Meta() snapshot.Meta { return snapshot.Meta{Backend: "fake"} }
+func (i fakeInstance) Close() error        { i.closed.Add(1); return nil }
+
+type fakeBackend struct {
+	start  func(c cell.Cell) (guest.Guest, error)
+	closed atomic.Int32
+	active atomic.Int32
+	peak   atomic.Int32
+}
+
+func (*fakeBackend) Name() string { return "fake" }
+func (b *fakeBackend) Start(ctx context.Context, c cell.Cell) (Instance, error) {
+	n := b.active.Add(1)
+	defer b.active.Add(-1)
+	for p := b.peak.Load(); n > p && !b.peak.CompareAndSwap(p, n); p = b.peak.Load() {
+	}
+	time.Sleep(5 * time.Millisecond)
+	g, err := b.start(c)
+	if err != nil {
+		return nil, err
+	}
+	return fakeInstance{g, &b.closed}, nil
+}
+
+func plainGuest(cvm string, exit int) fakeGuest {
+	return fakeGuest{
+		"udevadm settle --timeout=60":               {},
+		SnapshotCommand:                             {Stdout: []byte(`{"meta":{"kernel":"7.3.4"},"facts":[{"kind":"absent","path":"class/tsm"}]}`)},
+		"systemd-detect-virt --cvm":                 {Stdout: []byte(cvm + "\n"), ExitCode: exit},
+		"systemctl is-active cca-cvm-gated.service": {Stdout: []byte("inactive\n"), ExitCode: 3},
+	}
+}
+
+func TestRun(t *testing.T) {
+	cells := []cell.Cell{
+		{Variant: cell.Platform, Role: cell.Plain, Userspace: cell.Forky},
+		{Variant: cell.Faux, Role: cell.Plain, Userspace: cell.Forky},
+		{Variant: cell.Virtual, Role: cell.Plain, Userspace: cell.Forky},
+	}
+	boom := errors.New("qemu died")
+	b := &fakeBackend{start: func(c cell.Cell) (guest.Guest, error) {
+		switch c.Variant {
+		case cell.Faux:
+			return nil, boom
+		case cell.Virtual:
+			return plainGuest("none", 0), nil // contradicts its exit code
+		}
+		return plainGuest("none", 1), nil
+	}}
+	res, err := Run(context.Background(), b, cells, Options{Parallel: 2})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the infrastructure error gathered", err)
+	}
+	if b.peak.Load() > 2 {
+		t.Errorf("peak parallelism %d, want at most 2", b.peak.Load())
+	}
+	if b.closed.Load() != 2 {
+		t.Errorf("closed %d instances, want 2", b.closed.Load())
+	}
+	if len(res) != 3 || res[0].Name != "platform/plain" || res[1].Name != "faux/plain" {
+		t.Fatalf("results out of order: %+v", res)
+	}
+	for _, r := range res[1].Results {
+		if r.Status != checks.Infra {
+			t.Errorf("faux/plain %s: %s, want infra", r.Check, r.Status)
+		}
+	}
+	for _, r := range res[0].Results {
+		if r.Status != checks.Pass {
+			t.Errorf("platform/plain %s: %s (%s), want pass", r.Check, r.Status, r.Measured)
+		}
+	}
+	if v, _ := res[2].Snapshot.Lookup(snapshot.KindCVM, "systemd-detect-virt"); v != "none(exit=0)" {
+		t.Errorf("verdict = %q, want the contradiction kept", v)
+	}
+	if res[0].Snapshot.Meta.Kernel != "7.3.4" || res[0].Snapshot.Meta.Backend != "fake" {
+		t.Errorf("meta = %+v", res[0].Snapshot.Meta)
+	}
+}
+
+func TestSnapshotHelperFails(t *testing.T) {
+	g := plainGuest("none", 1)
+	g[SnapshotCommand] = guest.Result{ExitCode: 2, Stderr: []byte("sysfs-snapshot: open /sys: permission denied\n")}
+	b := &fakeBackend{start: func(cell.Cell) (guest.Guest, error) { return g, nil }}
+	_, err := RunCell(context.Background(), b, cell.Cell{Variant: cell.Platform, Role: cell.Plain}, checks.Default())
+	if err == nil || !strings.Contains(err.Error(), "permission denied") || b.closed.Load() != 1 {
+		t.Fatalf("err = %v (closed %d), want the helper's stderr and the instance closed", err, b.closed.Load())
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b := &fakeBackend{start: func(cell.Cell) (guest.Guest, error) { return nil, context.Canceled }}
+	res, err := Run(ctx, b, cell.Matrix()[:4], Options{})
+	if !errors.Is(err, context.Canceled) || len(res) != 4 {
+		t.Fatalf("err = %v, %d results; want Canceled and every cell reported", err, len(res))
+	}
+}
