@@ -72,8 +72,9 @@ func regAt(regs []uint64, i uint64) uint64 {
 	return 0
 }
 
-// version implements RMI_VERSION and RSI_VERSION. The spec (DEN0137
-// B4.3.x RMI_VERSION, B5.3.x RSI_VERSION): when the requested revision is
+// version implements RMI_VERSION and RSI_VERSION as the RMM specification
+// (DEN0137, the RMI_VERSION and RSI_VERSION command descriptions) and
+// TF-RMM's smc_version() define them: when the requested revision is
 // implemented, status is SUCCESS and lower is the requested revision;
 // otherwise status is ERROR_INPUT and lower is the highest implemented
 // revision below the requested one. higher is always the highest

@@ -23,7 +23,9 @@ type Profile struct {
 	// RMIFeatures[i] answers RMI_FEATURES(i). Indices past the end read
 	// as zero with RMI_SUCCESS, as TF-RMM does for unimplemented registers.
 	RMIFeatures []uint64
-	// Numbering is the RMI status numbering above code 4.
+	// Numbering is the RMI status numbering above code 4. The modelled
+	// calls only ever answer codes 0..4; the numbering says how to name
+	// the others when printing recorded answers.
 	Numbering Numbering
 
 	// RSIRevisions are the RSI revisions implemented, ascending. Empty
@@ -37,7 +39,8 @@ type Profile struct {
 }
 
 // HashAlgo is RsiHashAlgorithm / RmiHashAlgorithm: 0 SHA-256, 1 SHA-512
-// (TF-RMM smc-rmi.h RMI_HASH_SHA_256, RMI_HASH_SHA_512; smc-rsi.h).
+// (TF-RMM smc-rmi.h RMI_HASH_SHA_256/512, smc-rsi.h RSI_HASH_SHA_256/512;
+// Linux rsi_smc.h of the DA series).
 type HashAlgo uint64
 
 const (

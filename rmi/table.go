@@ -21,6 +21,12 @@ type Answer struct {
 	Ret [4]uint64
 }
 
+// String prints the answer for logs, e.g.
+// "RMI_VERSION(0x10000) = 0x0 0x10000 0x10001 0x0".
+func (a Answer) String() string {
+	return fmt.Sprintf("%s(%#x) = %#x %#x %#x %#x", FIDName(a.FID), a.Arg, a.Ret[0], a.Ret[1], a.Ret[2], a.Ret[3])
+}
+
 // Table is a list of recorded answers. It is itself a Caller that replays
 // them: a (FID, first argument) pair it does not list answers NotSupported,
 // exactly as the kernel glue treats the command line.
