@@ -26,9 +26,9 @@ func (f fakeGuest) Run(_ context.Context, argv ...string) (guest.Result, error) 
 	}
 	return r, nil
 }
-func (fakeGuest) ReadFile(context.Context, string) ([]byte, error)        { return nil, fs.ErrNotExist }
+func (fakeGuest) ReadFile(context.Context, string) ([]byte, error)       { return nil, fs.ErrNotExist }
 func (fakeGuest) ReadDir(context.Context, string) ([]fs.DirEntry, error) { return nil, fs.ErrNotExist }
-func (fakeGuest) ReadLink(context.Context, string) (string, error)      { return "", fs.ErrNotExist }
+func (fakeGuest) ReadLink(context.Context, string) (string, error)       { return "", fs.ErrNotExist }
 
 type fakeInstance struct {
 	g      guest.Guest
