@@ -9,8 +9,8 @@
 // The numbers come from the RMM specification (Arm DEN0137) as implemented
 // by Linux (arch/arm64/include/asm/rsi_smc.h, arch/arm64/include/asm/rmi_smc.h
 // of the CCA host series, include/linux/arm-smccc-rmi.h) and TF-RMM
-// (lib/smc/include/smc-rmi.h, smc-rsi.h, runtime/rmi/system.c,
-// runtime/rmi/feature.c). Where the releases disagree (status numbering, the
+// (lib/smc/include/smc-rmi.h and smc-rsi.h at v0.7, v0.8 and the RMM 2.0
+// code base; smc_version() and smc_read_feature_register()). Where the releases disagree (status numbering, the
 // place of the DA feature bit) the model has one Profile per firmware
 // generation rather than one blended answer.
 //
