@@ -346,3 +346,25 @@ func readSnapshot(name string) (*snapshot.Snapshot, error) {
 	}
 	return s, nil
 }
+
+func runChanges(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("changes", "OLD NEW   (results directories or report.json files of two runs)", stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usagef("changes: want two runs (results directories or report.json files), got %d", fs.NArg())
+	}
+	var reps [2]*report.Report
+	for i := range reps {
+		r, err := report.Read(fs.Arg(i))
+		if err != nil {
+			return usagef("changes: %v", err)
+		}
+		reps[i] = r
+	}
+	if report.WriteChanges(stdout, reps[0], reps[1]) == 0 {
+		fmt.Fprintf(stdout, "no changes between %s and %s\n", fs.Arg(0), fs.Arg(1))
+	}
+	return nil
+}

@@ -175,3 +175,25 @@ func TestWriteAll(t *testing.T) {
 		}
 	}
 }
+
+func TestChanges(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, run := range []struct{ out, variant string }{{a, "platform"}, {b, "platform,faux"}} {
+		if _, stderr, code := testbed(t, "matrix", "--variant", run.variant, "--role", "realm", "--out", run.out); code != exitOK {
+			t.Fatalf("matrix: exit %d %s", code, stderr)
+		}
+	}
+	out, stderr, code := testbed(t, "changes", a, b)
+	if code != exitOK || !strings.Contains(out, "+ cell faux/realm") {
+		t.Fatalf("changes: exit %d %s\n%s", code, stderr, out)
+	}
+	out, _, _ = testbed(t, "changes", a, a)
+	if !strings.Contains(out, "no changes") {
+		t.Fatalf("same run: %s", out)
+	}
+	_, stderr, code = testbed(t, "changes", a, filepath.Join(dir, "nope"))
+	if code != exitError || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("missing run: exit %d %q", code, stderr)
+	}
+}
