@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -367,4 +368,57 @@ func runChanges(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "no changes between %s and %s\n", fs.Arg(0), fs.Arg(1))
 	}
 	return nil
+}
+
+// runFidelity holds the emulated model to the real boots: every snapshot of
+// a real run must equal the model's for the same cell, fact for fact.
+func runFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fidelity", "RUN   (a results directory or report.json of a qemu run)", stdout)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("fidelity: want one run (results directory or report.json), got %d", fs.NArg())
+	}
+	rep, err := report.Read(fs.Arg(0))
+	if err != nil {
+		return usagef("fidelity: %v", err)
+	}
+	n, err := fidelity(ctx, stdout, rep)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %d differences between the real boots and the emulated model", errMismatch, n)
+	}
+	return nil
+}
+
+// fidelity writes each cell's differences (real → emulated) and returns
+// how many there were. Cells without a snapshot (infrastructure errors)
+// are reported, not compared.
+func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error) {
+	emu := &backend{Backend: emulatedBackend{}}
+	total := 0
+	for _, c := range rep.Cells {
+		if c.Snapshot == nil {
+			fmt.Fprintf(w, "%s: not compared (%s)\n", c.Name, cmp.Or(c.Err, "no snapshot"))
+			continue
+		}
+		cl, err := cell.Parse(c.Name)
+		if err != nil {
+			return total, err
+		}
+		model, err := takeSnapshot(ctx, emu, cl)
+		if err != nil {
+			return total, err
+		}
+		changes := snapshot.Diff(c.Snapshot, model)
+		total += len(changes)
+		fmt.Fprintf(w, "%s: %d differences\n", c.Name, len(changes))
+		for _, ch := range changes {
+			fmt.Fprintf(w, "  %s\n", ch)
+		}
+	}
+	return total, nil
 }

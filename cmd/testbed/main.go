@@ -69,6 +69,7 @@ func commands() []command {
 		{"matrix", "run cells and grade them against their expectations", runMatrix},
 		{"snapshot", "take the snapshot of one cell", runSnapshot},
 		{"diff", "compare two cells or two snapshot files", runDiff},
+		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
 	}
 }

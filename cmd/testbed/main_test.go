@@ -197,3 +197,27 @@ func TestChanges(t *testing.T) {
 		t.Fatalf("missing run: exit %d %q", code, stderr)
 	}
 }
+
+func TestFidelity(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := testbed(t, "matrix", "--variant", "platform,faux", "--role", "realm", "--out", dir); code != exitOK {
+		t.Fatalf("matrix: exit %d %s", code, stderr)
+	}
+	out, stderr, code := testbed(t, "fidelity", dir)
+	if code != exitOK || !strings.Contains(out, "platform/realm: 0 differences") {
+		t.Fatalf("model against itself: exit %d %s\n%s", code, stderr, out)
+	}
+	// A real run whose guest device moved must show up as differences.
+	rep, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.ReplaceAll(string(rep), "devices/platform/arm-cca-dev", "devices/platform/arm-cca-dev.0")
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = testbed(t, "fidelity", dir)
+	if code != exitMismatch || !strings.Contains(out, "+ device devices/platform/arm-cca-dev") {
+		t.Fatalf("moved device: exit %d\n%s", code, out)
+	}
+}
