@@ -1,0 +1,44 @@
+package images
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// run runs a host tool, its output appended to log (or captured into the
+// error when log is nil). Cancelling ctx sends SIGTERM to the tool's whole
+// process group (mmdebstrap cleans up its mounts on it), then SIGKILL.
+func run(ctx context.Context, log *os.File, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	if log != nil {
+		fmt.Fprintf(log, "\n$ %s %s\n", name, strings.Join(args, " "))
+		cmd.Stdout, cmd.Stderr = log, log
+	} else {
+		cmd.Stdout, cmd.Stderr = &out, &out
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	err := cmd.Run()
+	if err != nil && cmd.Process != nil {
+		// Nothing of a failed tool may outlive it (apt under qemu-user).
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", name, ctx.Err())
+		}
+		if log == nil && out.Len() > 0 {
+			return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(out.String()))
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
