@@ -1,0 +1,44 @@
+package guest
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// These helpers let callers fill SSHConfig from the files images/ writes
+// without importing x/crypto/ssh themselves: that dependency stays in
+// this package.
+
+// ParseHostKey parses a host public key in authorized_keys form
+// ("ssh-ed25519 AAAA... comment"), as in ssh_host_ed25519_key.pub.
+func ParseHostKey(authorizedKey []byte) (ssh.PublicKey, error) {
+	k, _, _, rest, err := ssh.ParseAuthorizedKey(authorizedKey)
+	if err != nil {
+		return nil, fmt.Errorf("parse host key: %w: want one line like \"ssh-ed25519 AAAA... comment\"", err)
+	}
+	if len(rest) > 0 {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey(rest); err == nil {
+			return nil, fmt.Errorf("parse host key: more than one key: pin exactly one")
+		}
+	}
+	return k, nil
+}
+
+// ReadHostKey reads and parses a host public key file (see ParseHostKey).
+func ReadHostKey(path string) (ssh.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read host key: %w", err)
+	}
+	k, err := ParseHostKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// Fingerprint is the key's SHA256 fingerprint as OpenSSH prints it, for
+// logs and reports.
+func Fingerprint(k ssh.PublicKey) string { return ssh.FingerprintSHA256(k) }

@@ -1,0 +1,61 @@
+package guest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestParseHostKey(t *testing.T) {
+	k := newSigner(t).PublicKey()
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+	tests := []struct {
+		name  string
+		in    string
+		valid bool
+	}{
+		{"bare", line, true},
+		{"comment and newline", line + " root@guest\n", true},
+		{"empty", "", false},
+		{"garbage", "ssh-ed25519 not-base64", false},
+		{"two keys", line + "\n" + line + "\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseHostKey([]byte(tt.in))
+			if tt.valid != (err == nil) {
+				t.Fatalf("got err %v, want valid=%v", err, tt.valid)
+			}
+			if err == nil && Fingerprint(got) != Fingerprint(k) {
+				t.Fatalf("got %s, want %s", Fingerprint(got), Fingerprint(k))
+			}
+		})
+	}
+	t.Run("file", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "ssh_host_ed25519_key.pub")
+		if err := os.WriteFile(p, ssh.MarshalAuthorizedKey(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadHostKey(p)
+		if err != nil || Fingerprint(got) != Fingerprint(k) {
+			t.Fatalf("got %v, %v", got, err)
+		}
+		if _, err := ReadHostKey(p + ".missing"); err == nil {
+			t.Fatal("got nil error for a missing file")
+		}
+	})
+}
+
+func FuzzParseHostKey(f *testing.F) {
+	f.Add([]byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs x\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := ParseHostKey(b)
+		if err == nil && k == nil {
+			t.Fatal("nil key without error")
+		}
+	})
+}
