@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"cca-testbed/guest/guesttest"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -25,14 +27,14 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // fixture is a server plus the config that reaches it.
 type fixture struct {
-	srv *testServer
+	srv *guesttest.SSHServer
 	cfg SSHConfig
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	host, client := newSigner(t), newSigner(t)
-	srv := startServer(t, "127.0.0.1:0", host, client.PublicKey())
+	host, client := guesttest.NewSigner(t), guesttest.NewSigner(t)
+	srv := guesttest.StartSSHServer(t, "127.0.0.1:0", host, client.PublicKey())
 	return fixture{srv, SSHConfig{Addr: srv.Addr, Signer: client, HostKey: host.PublicKey(), DialTimeout: 2 * time.Second, CommandTimeout: 5 * time.Second}}
 }
 
@@ -60,7 +62,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("wrong host key fails fast", func(t *testing.T) {
 		f := newFixture(t)
-		f.cfg.HostKey = newSigner(t).PublicKey()
+		f.cfg.HostKey = guesttest.NewSigner(t).PublicKey()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -78,7 +80,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("wrong client key fails fast", func(t *testing.T) {
 		f := newFixture(t)
-		f.cfg.Signer = newSigner(t)
+		f.cfg.Signer = guesttest.NewSigner(t)
 		start := time.Now()
 		_, err := DialSSH(context.Background(), f.cfg)
 		if !errors.Is(err, ErrAuth) || time.Since(start) > 2*time.Second {
@@ -87,11 +89,11 @@ func TestDialSSH(t *testing.T) {
 	})
 
 	t.Run("server appears after 500ms", func(t *testing.T) {
-		host, client := newSigner(t), newSigner(t)
-		addr := freeAddr(t)
+		host, client := guesttest.NewSigner(t), guesttest.NewSigner(t)
+		addr := guesttest.FreeAddr(t)
 		go func() {
 			time.Sleep(500 * time.Millisecond)
-			startServer(t, addr, host, client.PublicKey())
+			guesttest.StartSSHServer(t, addr, host, client.PublicKey())
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -108,7 +110,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("handshake cut short, then ok", func(t *testing.T) {
 		f := newFixture(t)
-		f.srv.refuse.Store(3)
+		f.srv.Refuse.Store(3)
 		g := dial(t, f.cfg)
 		if _, err := g.Run(context.Background(), "true"); err != nil {
 			t.Fatal(err)
@@ -117,7 +119,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("silent server, per-attempt timeout, then ok", func(t *testing.T) {
 		f := newFixture(t)
-		f.srv.stall.Store(1)
+		f.srv.Stall.Store(1)
 		f.cfg.DialTimeout = 300 * time.Millisecond
 		start := time.Now()
 		g := dial(t, f.cfg)
@@ -133,7 +135,7 @@ func TestDialSSH(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 		defer cancel()
 		f := newFixture(t)
-		f.cfg.Addr = freeAddr(t)
+		f.cfg.Addr = guesttest.FreeAddr(t)
 		start := time.Now()
 		_, err := DialSSH(ctx, f.cfg)
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
@@ -146,7 +148,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("abort", func(t *testing.T) {
 		f := newFixture(t)
-		f.cfg.Addr = freeAddr(t)
+		f.cfg.Addr = guesttest.FreeAddr(t)
 		abort := make(chan struct{})
 		qemuErr := errors.New("qemu exited: status 1")
 		f.cfg.Abort, f.cfg.AbortErr = abort, func() error { return qemuErr }
@@ -165,7 +167,7 @@ func TestDialSSH(t *testing.T) {
 
 	t.Run("abort during a silent handshake", func(t *testing.T) {
 		f := newFixture(t)
-		f.srv.stall.Store(100)
+		f.srv.Stall.Store(100)
 		f.cfg.DialTimeout = time.Minute
 		abort := make(chan struct{})
 		f.cfg.Abort = abort
@@ -521,8 +523,8 @@ func TestOpenSSHClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := newSigner(t)
-	srv := startServer(t, "127.0.0.1:0", host, client.PublicKey())
+	host := guesttest.NewSigner(t)
+	srv := guesttest.StartSSHServer(t, "127.0.0.1:0", host, client.PublicKey())
 	f := fixture{srv, SSHConfig{Addr: srv.Addr, Signer: client, HostKey: host.PublicKey(), DialTimeout: 5 * time.Second}}
 	dir := filepath.Join(t.TempDir(), "with space")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -568,7 +570,7 @@ func TestOpenSSHClient(t *testing.T) {
 	})
 	t.Run("refuses another host key", func(t *testing.T) {
 		other := f.cfg
-		other.HostKey = newSigner(t).PublicKey()
+		other.HostKey = guesttest.NewSigner(t).PublicKey()
 		var kh bytes.Buffer
 		_ = WriteKnownHosts(&kh, other)
 		if err := os.WriteFile(khPath, kh.Bytes(), 0o600); err != nil {

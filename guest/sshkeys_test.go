@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"cca-testbed/guest/guesttest"
+
 	"golang.org/x/crypto/ssh"
 )
 
 func TestParseHostKey(t *testing.T) {
-	k := newSigner(t).PublicKey()
+	k := guesttest.NewSigner(t).PublicKey()
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
 	tests := []struct {
 		name  string

@@ -1,4 +1,9 @@
-package guest
+// Package guesttest holds test doubles for guest: SSHServer, a real SSH
+// server on 127.0.0.1 that runs commands on this machine, so the SSH guest
+// (and anything built on it) can be tested without booting a VM.
+//
+// Tests: go test ./guest/... (guest's SSH tests exercise it).
+package guesttest
 
 import (
 	"crypto/ed25519"
@@ -15,18 +20,20 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// testServer is a real SSH server on 127.0.0.1 built with x/crypto/ssh:
-// it accepts "exec" (and "shell") requests, runs them with /bin/sh -c on
-// this machine, and reports exit-status or exit-signal like sshd. Knobs
-// make it misbehave the ways a booting guest does.
-type testServer struct {
+// SSHServer is a real SSH server on 127.0.0.1 built with x/crypto/ssh: it
+// accepts "exec" and "shell" requests, runs them with /bin/sh -c on this
+// machine (never point anything untrusted at it), and reports exit-status
+// or exit-signal like sshd. The exec command "__no_exit_status__" closes
+// the session without either. Refuse and Stall make it misbehave the ways
+// a booting guest does.
+type SSHServer struct {
 	Addr    string
 	HostKey ssh.Signer // what it presents
 
-	refuse  atomic.Int32 // close this many connections at once (handshake EOF)
-	stall   atomic.Int32 // hold this many connections silent
+	Refuse  atomic.Int32 // close this many connections at once (handshake EOF)
+	Stall   atomic.Int32 // hold this many connections open and silent
 	Signals atomic.Int32 // "signal" requests received
-	PtyReqs atomic.Int32 // "pty-req" requests received
+	PtyReqs atomic.Int32 // "pty-req" requests received (no pty is made)
 
 	ln    net.Listener
 	mu    sync.Mutex
@@ -35,7 +42,8 @@ type testServer struct {
 	wg    sync.WaitGroup
 }
 
-func newSigner(t testing.TB) ssh.Signer {
+// NewSigner returns a fresh ed25519 key.
+func NewSigner(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -48,8 +56,8 @@ func newSigner(t testing.TB) ssh.Signer {
 	return s
 }
 
-// freeAddr returns a loopback address nobody listens on (right now).
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address nobody listens on (right now).
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,15 +68,15 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
-// startServer listens on addr ("127.0.0.1:0" for any port) and accepts
-// clientKey. The server stops at test cleanup, killing what it ran.
-func startServer(t testing.TB, addr string, hostKey ssh.Signer, clientKey ssh.PublicKey) *testServer {
+// StartSSHServer listens on addr ("127.0.0.1:0" for any port) and accepts
+// clientKey only. The server stops at test cleanup, killing what it ran.
+func StartSSHServer(t testing.TB, addr string, hostKey ssh.Signer, clientKey ssh.PublicKey) *SSHServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{Addr: ln.Addr().String(), HostKey: hostKey, ln: ln}
+	s := &SSHServer{Addr: ln.Addr().String(), HostKey: hostKey, ln: ln}
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
 			if string(k.Marshal()) == string(clientKey.Marshal()) {
@@ -89,11 +97,11 @@ func startServer(t testing.TB, addr string, hostKey ssh.Signer, clientKey ssh.Pu
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
 			s.mu.Unlock()
-			if s.refuse.Add(-1) >= 0 {
+			if s.Refuse.Add(-1) >= 0 {
 				c.Close()
 				continue
 			}
-			if s.stall.Add(-1) >= 0 {
+			if s.Stall.Add(-1) >= 0 {
 				continue // held open, silent, until cleanup
 			}
 			s.wg.Add(1)
@@ -107,7 +115,7 @@ func startServer(t testing.TB, addr string, hostKey ssh.Signer, clientKey ssh.Pu
 	return s
 }
 
-func (s *testServer) stop() {
+func (s *SSHServer) stop() {
 	s.ln.Close()
 	s.mu.Lock()
 	for _, c := range s.conns {
@@ -120,7 +128,7 @@ func (s *testServer) stop() {
 	s.wg.Wait()
 }
 
-func (s *testServer) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
+func (s *SSHServer) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 	_, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
 		return
@@ -143,7 +151,7 @@ func (s *testServer) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 	}
 }
 
-func (s *testServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *SSHServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	var cmd *exec.Cmd
 	exited := make(chan struct{})
