@@ -104,7 +104,8 @@ type VM struct {
 	err error // first cause of the end; guarded by mu
 }
 
-// Start validates cfg, launches QEMU and returns once QMP answers. ctx
+// Start validates cfg, launches QEMU and returns once QMP answers; if the
+// kernel fails on the console before that, the error is a *BootError. ctx
 // bounds the VM's whole life, like exec.CommandContext: when it is done
 // (Ctrl-C), QEMU is stopped (QMP quit, SIGKILL after StopGrace) and
 // reaped, and Wait returns the context's error.
@@ -292,9 +293,26 @@ func launch(ctx context.Context, r resolved, opts Options, log *slog.Logger) (*V
 		<-v.exited
 		v.mon.close()
 		os.Remove(sock)
+		// A kernel can panic (and panic=-1 end QEMU) before QMP was ever
+		// asked: that is the kernel's failure, not the harness's.
+		if be := scanConsole(filepath.Join(r.Dir, ConsoleLog), opts.Patterns); be != nil {
+			return nil, be
+		}
 		return nil, err
 	}
 	return v, nil
+}
+
+// scanConsole replays a finished console log through a Watcher.
+func scanConsole(path string, patterns []Pattern) *BootError {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	w := NewWatcher(patterns)
+	w.Feed(f)
+	return w.Err()
 }
 
 // waitQMP polls for the QMP socket until the handshake and query-status
@@ -305,7 +323,7 @@ func (v *VM) waitQMP(ctx context.Context) error {
 	for {
 		select {
 		case <-v.exited:
-			return &InfraError{Op: "start", Err: fmt.Errorf("%w before QMP answered (%v)", ErrExited, v.procErr), Stderr: v.errw.String()}
+			return &InfraError{Op: "start", Err: fmt.Errorf("%w before QMP answered (%s)", ErrExited, exitText(v.procErr)), Stderr: v.errw.String()}
 		case <-ctx.Done():
 			return &InfraError{Op: "qmp", Err: fmt.Errorf("no QMP handshake on %s within the start budget (last error: %v): %w", v.mon.path, last, context.Cause(ctx)), Stderr: v.errw.String()}
 		default:
