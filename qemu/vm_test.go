@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -340,5 +341,28 @@ func TestTemporaryDir(t *testing.T) {
 				t.Errorf("temporary %s left behind: %v", dir, err)
 			}
 		})
+	}
+}
+
+func TestRMEProfileAccepted(t *testing.T) {
+	// QEMU takes the rme machine (secure + EL2 + x-rme) with a synthetic
+	// flash image; paused, so the fake BL1 never runs.
+	cfg := pausedConfig(t)
+	cfg.Profile = ProfileRME
+	cfg.Firmware = writeFile(t, "flash.bin", fakeFlash(FIPOffset+4096, FIPHeaderName))
+	cfg.MemoryMB = 512
+	v := startT(t, context.Background(), cfg, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, err := v.Status(ctx); err != nil || st != "prelaunch" {
+		t.Fatalf("Status: %q, %v", st, err)
+	}
+	out, err := v.QMP(ctx, "query-kvm", nil)
+	var kvm struct{ Enabled bool }
+	if err == nil {
+		err = json.Unmarshal(out, &kvm)
+	}
+	if err != nil || kvm.Enabled {
+		t.Errorf("rme must run under TCG: query-kvm %s, %v", out, err)
 	}
 }
