@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -504,4 +505,38 @@ func FuzzParseMountinfo(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGetTwoProcesses runs Get in two processes (this test binary re-run as
+// a child) on one cache: one builds, the other waits and then hits.
+func TestGetTwoProcesses(t *testing.T) {
+	if dir := os.Getenv("CCA_IMAGES_CHILD_CACHE"); dir != "" {
+		c := &Cache{Dir: dir}
+		_, err := c.Get(context.Background(), "thing", "k", func(_ context.Context, tmp string) error {
+			time.Sleep(500 * time.Millisecond)
+			return os.WriteFile(filepath.Join(tmp, "x"), []byte(os.Getenv("CCA_IMAGES_CHILD_NAME")), 0o600)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	c := openTemp(t)
+	var cmds []*exec.Cmd
+	for _, name := range []string{"a", "b"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGetTwoProcesses$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CCA_IMAGES_CHILD_CACHE="+c.Dir, "CCA_IMAGES_CHILD_NAME="+name)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	}
+	if got := strings.Join(ops(t, c), ","); got != "build,hit" {
+		t.Errorf("log ops = %s, want build,hit (one process built, the other waited)", got)
+	}
 }
