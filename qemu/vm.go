@@ -144,6 +144,12 @@ func Start(ctx context.Context, cfg Config, opts Options) (*VM, error) {
 			os.RemoveAll(cfg.Dir)
 		}
 	}
+	// QEMU runs in Dir, and cmdline.txt must work from anywhere: make
+	// every file path absolute.
+	if err := absPaths(&cfg); err != nil {
+		cleanup()
+		return nil, err
+	}
 	if err := Validate(cfg); err != nil {
 		cleanup()
 		return nil, err
@@ -173,6 +179,27 @@ func Start(ctx context.Context, cfg Config, opts Options) (*VM, error) {
 		cleanup()
 		return nil, err
 	}
+}
+
+// absPaths makes the kernel, firmware and disk paths absolute.
+func absPaths(cfg *Config) error {
+	var err error
+	abs := func(p *string) {
+		if err == nil && *p != "" {
+			*p, err = filepath.Abs(*p)
+		}
+	}
+	abs(&cfg.Kernel)
+	abs(&cfg.Firmware)
+	disks := append([]Disk(nil), cfg.Disks...)
+	for i := range disks {
+		abs(&disks[i].Path)
+	}
+	cfg.Disks = disks
+	if err != nil {
+		return &InfraError{Op: "start", Err: err}
+	}
+	return nil
 }
 
 // prepareDir makes dir absolute, creates it 0700 if missing and tightens
@@ -325,7 +352,7 @@ func (v *VM) waitQMP(ctx context.Context) error {
 		case <-v.exited:
 			return &InfraError{Op: "start", Err: fmt.Errorf("%w before QMP answered (%s)", ErrExited, exitText(v.procErr)), Stderr: v.errw.String()}
 		case <-ctx.Done():
-			return &InfraError{Op: "qmp", Err: fmt.Errorf("no QMP handshake on %s within the start budget (last error: %v): %w", v.mon.path, last, context.Cause(ctx)), Stderr: v.errw.String()}
+			return &InfraError{Op: "qmp", Err: fmt.Errorf("no QMP handshake on %s (last error: %v): %w", v.mon.path, last, context.Cause(ctx)), Stderr: v.errw.String()}
 		default:
 		}
 		// A short per-try budget: a socket that exists but never

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -365,4 +366,74 @@ func TestRMEProfileAccepted(t *testing.T) {
 	if err != nil || kvm.Enabled {
 		t.Errorf("rme must run under TCG: query-kvm %s, %v", out, err)
 	}
+}
+
+func TestRelativePaths(t *testing.T) {
+	cfg := pausedConfig(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, cfg.Kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Kernel = rel // QEMU runs in Dir, elsewhere
+	v := startT(t, context.Background(), cfg, Options{})
+	b, err := os.ReadFile(filepath.Join(cfg.Dir, CmdlineFile))
+	if err != nil || !strings.Contains(string(b), "-kernel /") {
+		t.Errorf("cmdline.txt has a relative kernel path: %s %v", b, err)
+	}
+	_ = v
+}
+
+// TestQEMUDiesWithUs kills a process that started a VM and checks QEMU
+// does not outlive it (Pdeathsig), as after a testbed crash or SIGKILL.
+func TestQEMUDiesWithUs(t *testing.T) {
+	if os.Getenv("QEMU_TEST_ORPHAN_DIR") != "" {
+		return // the child side runs in TestOrphanChild
+	}
+	needQEMU(t)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "QEMU_TEST_ORPHAN_DIR="+dir, "QEMU_TEST_ORPHAN_KERNEL="+writeFile(t, "Image", fakeImage()))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var pid int
+	if _, err := fmt.Fscanf(out, "qemu-pid %d\n", &pid); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("child did not report a QEMU pid: %v", err)
+	}
+	if gone(pid) {
+		t.Fatalf("QEMU %d not running in the child", pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for !gone(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !gone(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("QEMU %d outlived the process that started it", pid)
+	}
+}
+
+func TestOrphanChild(t *testing.T) {
+	dir := os.Getenv("QEMU_TEST_ORPHAN_DIR")
+	if dir == "" {
+		return // only as TestQEMUDiesWithUs's child
+	}
+	v, err := Start(context.Background(), Config{Kernel: os.Getenv("QEMU_TEST_ORPHAN_KERNEL"), Dir: dir, Paused: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("qemu-pid %d\n", v.Pid())
+	select {} // until killed
 }
