@@ -13,7 +13,8 @@ import (
 
 // run runs a host tool, its output appended to log (or captured into the
 // error when log is nil). Cancelling ctx sends SIGTERM to the tool's whole
-// process group (mmdebstrap cleans up its mounts on it), then SIGKILL.
+// process group (mmdebstrap cleans up its mounts on it), then after a grace
+// period SIGKILL.
 func run(ctx context.Context, log *os.File, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
@@ -23,7 +24,10 @@ func run(ctx context.Context, log *os.File, name string, args ...string) error {
 	} else {
 		cmd.Stdout, cmd.Stderr = &out, &out
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so cancelling reaches apt and dpkg too; and
+	// SIGTERM if this process dies without cancelling (the tool would
+	// otherwise go on writing into a directory that is no longer locked).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	err := cmd.Run()
@@ -36,7 +40,12 @@ func run(ctx context.Context, log *os.File, name string, args ...string) error {
 			return fmt.Errorf("%s: %w", name, ctx.Err())
 		}
 		if log == nil && out.Len() > 0 {
-			return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(out.String()))
+			// One line: the last lines of the tool's output, joined.
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) > 3 {
+				lines = lines[len(lines)-3:]
+			}
+			return fmt.Errorf("%s: %w: %s", name, err, strings.Join(lines, " | "))
 		}
 		return fmt.Errorf("%s: %w", name, err)
 	}
