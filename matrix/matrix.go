@@ -125,15 +125,21 @@ func RunCell(ctx context.Context, b Backend, c cell.Cell, exp *checks.Expectatio
 	if err != nil {
 		return failed(c, err, 0), err
 	}
+	dir := ""
+	if d, ok := inst.(interface{ Dir() string }); ok {
+		dir = d.Dir() // console log, command line, reproduce.sh
+	}
 	s, err := Snapshot(ctx, inst)
 	if cerr := inst.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing: %w", cerr))
 	}
 	if err != nil {
-		return failed(c, err, 0), err
+		r := failed(c, err, 0)
+		r.Dir = dir
+		return r, err
 	}
 	s.Meta.Cell = c.String()
-	return CellResult{Cell: c, Name: c.String(), Snapshot: s, Results: checks.Run(c.String(), s, exp)}, nil
+	return CellResult{Cell: c, Name: c.String(), Snapshot: s, Results: checks.Run(c.String(), s, exp), Dir: dir}, nil
 }
 
 // Snapshot reads a running instance: waits for udev to finish (autoload
