@@ -114,14 +114,19 @@ func (c *Cache) sweep(cutoff time.Time) {
 // build runs in a fresh, empty, 0700 directory tmpDir next to the entry
 // (same file system) and must leave there exactly the artefacts the entry
 // should hold: every regular file under tmpDir is recorded in the entry's
-// manifest.json (size, mtime and SHA-256), made read-only (0444, so base
-// images cannot be written through by accident), and the directory is then
-// renamed into place atomically. build must not write manifest.json itself,
-// and should remove scratch trees it no longer needs before returning.
+// manifest.json (size, mtime and SHA-256) and made read-only (write bits
+// cleared, the rest kept: a 0644 disk image becomes 0444, so a base image
+// cannot be written through by accident; a 0600 private key becomes 0400),
+// and the directory (0700) is then renamed into place atomically. build
+// must not write manifest.json itself, and should remove scratch trees it
+// no longer needs before returning.
+//
 // If build returns an error, panics, or ctx ends, tmpDir is removed (after
 // detaching any mount a killed builder left inside it, so a removal never
-// reaches through a bind mount into the host) and no entry appears; a build killed outright leaves tmpDir behind, which the next
-// Get of the same key (or Open, after a day) removes.
+// reaches through a bind mount into the host) and no entry appears. A
+// process killed outright leaves tmpDir behind; the next Get of the same
+// key removes it (it holds the lock, so the builder is dead), and Open
+// removes any older than a day.
 //
 // Concurrency: Get holds an exclusive flock on <Dir>/<kind>/<key>.lock while
 // it verifies or builds, so a second caller (goroutine or process) waits,
@@ -166,7 +171,7 @@ func (c *Cache) Get(ctx context.Context, kind, key string, build func(ctx contex
 			return entry, nil
 		}
 		c.event("verify-fail", kind, key, time.Since(start), verr)
-		if err := os.RemoveAll(entry); err != nil {
+		if err := removeTree(entry); err != nil {
 			return "", fmt.Errorf("remove corrupt cache entry %s: %w; remove it by hand", entry, err)
 		}
 		op = "rebuild"
@@ -174,11 +179,14 @@ func (c *Cache) Get(ctx context.Context, kind, key string, build func(ctx contex
 
 	// We hold the lock, so any temporary directory of this key belongs to
 	// a builder that died: remove it now rather than after a day.
-	if olds, _ := filepath.Glob(filepath.Join(kdir, tmpPrefix+key+"-*")); len(olds) > 0 {
-		for _, o := range olds {
-			if err := removeTree(o); err != nil {
-				return "", fmt.Errorf("remove a dead build of %s/%s: %w", kind, key, err)
-			}
+	olds, _ := filepath.Glob(filepath.Join(kdir, tmpPrefix+key+"-*"))
+	for _, o := range olds {
+		// MkdirTemp adds digits only; anything else is another key's.
+		if strings.Trim(strings.TrimPrefix(filepath.Base(o), tmpPrefix+key+"-"), "0123456789") != "" {
+			continue
+		}
+		if err := removeTree(o); err != nil {
+			return "", fmt.Errorf("remove a dead build of %s/%s: %w", kind, key, err)
 		}
 	}
 

@@ -374,9 +374,10 @@ func TestSweep(t *testing.T) {
 	c := openTemp(t)
 	kdir := filepath.Join(c.Dir, "thing")
 	old := filepath.Join(kdir, tmpPrefix+"k-old")
-	young := filepath.Join(kdir, tmpPrefix+"k2-young")
+	young := filepath.Join(kdir, tmpPrefix+"k2-12345")
+	otherKey := filepath.Join(kdir, tmpPrefix+"k2-x-12345") // key "k2-x", still building
 	keep := filepath.Join(kdir, "k3")
-	for _, d := range []string{old, young, keep} {
+	for _, d := range []string{old, young, keep, otherKey} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -404,6 +405,9 @@ func TestSweep(t *testing.T) {
 	}
 	if _, err := os.Stat(young); err == nil {
 		t.Errorf("Get left a dead builder's %s", filepath.Base(young))
+	}
+	if _, err := os.Stat(otherKey); err != nil {
+		t.Errorf("Get of k2 removed %s, a build of another key: %v", filepath.Base(otherKey), err)
 	}
 }
 
