@@ -1,0 +1,357 @@
+package kbuild
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"cca-testbed/cell"
+	kernelconfigs "cca-testbed/kernel-configs"
+)
+
+func TestParseFragment(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Fragment
+		wantErr bool
+	}{
+		{"empty", "", Fragment{}, false},
+		{"values", "CONFIG_A=y\nCONFIG_B=m\nCONFIG_C=\"-x\"\nCONFIG_D=-1\n",
+			Fragment{"CONFIG_A": "y", "CONFIG_B": "m", "CONFIG_C": `"-x"`, "CONFIG_D": "-1"}, false},
+		{"not set means n", "# CONFIG_A is not set\n", Fragment{"CONFIG_A": "n"}, false},
+		{"comments and blanks", "# a comment\n\n   \n# CONFIG_A is set wrongly\nCONFIG_B=y\n", Fragment{"CONFIG_B": "y"}, false},
+		{"last wins", "CONFIG_A=y\n# CONFIG_A is not set\n", Fragment{"CONFIG_A": "n"}, false},
+		{"indented", "  CONFIG_A=y  \n", Fragment{"CONFIG_A": "y"}, false},
+		{"no prefix", "A=y\n", nil, true},
+		{"no value", "CONFIG_A=\n", nil, true},
+		{"garbage", "CONFIG_A y\n", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseFragment("t", []byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrConfig) {
+					t.Errorf("err %v does not wrap ErrConfig", err)
+				}
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMerge(t *testing.T) {
+	base := Fragment{"CONFIG_A": "y", "CONFIG_B": "m", "CONFIG_L": `""`}
+	variant := Fragment{"CONFIG_B": "n", "CONFIG_C": "y", "CONFIG_L": `"-faux"`}
+	got := Merge(base, variant)
+	want := Fragment{"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": "y", "CONFIG_L": `"-faux"`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if base["CONFIG_B"] != "m" {
+		t.Errorf("Merge modified its input: %v", base)
+	}
+	wantText := "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_L=\"-faux\"\n"
+	if s := string(got.Bytes()); s != wantText {
+		t.Errorf("Bytes = %q, want %q", s, wantText)
+	}
+	back, err := ParseFragment("bytes", got.Bytes())
+	if err != nil || !reflect.DeepEqual(back, got) {
+		t.Errorf("round trip = %v, %v; want %v", back, err, got)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dot := "#\n# Automatically generated file; DO NOT EDIT.\n#\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_S=\"-platform\"\n"
+	tests := []struct {
+		name string
+		want Fragment
+		bad  []string // substrings the error must name
+	}{
+		{"all took", Fragment{"CONFIG_A": "y", "CONFIG_B": "m", "CONFIG_C": "n", "CONFIG_ABSENT": "n", "CONFIG_S": `"-platform"`}, nil},
+		{"y became m", Fragment{"CONFIG_B": "y"}, []string{"CONFIG_B asked y, got m"}},
+		{"dropped", Fragment{"CONFIG_GONE": "y"}, []string{"CONFIG_GONE asked y, got n"}},
+		{"should be off", Fragment{"CONFIG_A": "n"}, []string{"CONFIG_A asked n, got y"}},
+		{"string", Fragment{"CONFIG_S": `"-faux"`}, []string{`CONFIG_S asked "-faux", got "-platform"`}},
+		{"several", Fragment{"CONFIG_A": "m", "CONFIG_C": "y"}, []string{"2 option(s)", "CONFIG_A asked m", "CONFIG_C asked y"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(tt.want, []byte(dot))
+			if tt.bad == nil {
+				if err != nil {
+					t.Fatalf("Check = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("Check = %v, want an ErrConfig", err)
+			}
+			for _, s := range tt.bad {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseFragment(f *testing.F) {
+	f.Add([]byte("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n"))
+	f.Add([]byte("# comment\n\nCONFIG_=1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		frag, err := ParseFragment("fuzz", data)
+		if err != nil {
+			return
+		}
+		// What parses must survive a round trip through Bytes.
+		back, err := ParseFragment("bytes", frag.Bytes())
+		if err != nil {
+			t.Fatalf("Bytes output does not parse: %v\n%s", err, frag.Bytes())
+		}
+		if !reflect.DeepEqual(back, frag) {
+			t.Fatalf("round trip changed %v into %v", frag, back)
+		}
+		if err := Check(frag, frag.Bytes()); err != nil {
+			t.Fatalf("a fragment does not satisfy itself: %v", err)
+		}
+	})
+}
+
+// The fragments are the contract's table (kernel-configs/README.md,
+// "Modules and drivers"): check them here so a fragment edit that breaks
+// it fails in milliseconds, not after a kernel build.
+func TestEmbeddedFragments(t *testing.T) {
+	choice := map[cell.Variant]string{
+		cell.Platform: "PLATFORM", cell.Faux: "FAUX", cell.SMCCCAux: "SMCCC_AUX",
+		cell.SMCCCAuxNoLegacy: "SMCCC_AUX_NOLEGACY", cell.SMCCCBus: "SMCCC_BUS",
+		cell.Virtual: "VIRTUAL", cell.ModuleFaux: "MODULE_FAUX",
+	}
+	for _, vi := range cell.Variants {
+		v := vi.Name
+		t.Run(string(v), func(t *testing.T) {
+			in, err := readInputs(kernelconfigs.FS, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frag, err := in.fragment(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Fragment{
+				"CONFIG_CCA_TESTBED":               "y",
+				"CONFIG_CCA_TESTBED_" + choice[v]:  "y",
+				"CONFIG_LOCALVERSION":              `"-` + string(v) + `"`,
+				"CONFIG_MODULES":                   "y",
+				"CONFIG_TSM_REPORTS":               "m",
+				"CONFIG_AUXILIARY_BUS":             "y",
+				"CONFIG_CONFIGFS_FS":               "y",
+				"CONFIG_ARM_CCA_GUEST":             "n",
+				"CONFIG_BLK_DEV_INITRD":            "n",
+				"CONFIG_VIRTIO_BLK":                "y",
+				"CONFIG_EXT4_FS":                   "y",
+				"CONFIG_SERIAL_AMBA_PL011_CONSOLE": "y",
+				"CONFIG_DEVTMPFS_MOUNT":            "y",
+			}
+			mods := map[string]bool{"CONFIG_CCA_HOST_TSM": false, "CONFIG_CCA_GUEST_TSM": false, "CONFIG_CCA_FAUX": false}
+			switch v {
+			case cell.Virtual:
+			case cell.ModuleFaux:
+				mods["CONFIG_CCA_FAUX"] = true
+			default:
+				mods["CONFIG_CCA_HOST_TSM"], mods["CONFIG_CCA_GUEST_TSM"] = true, true
+			}
+			for k, on := range mods {
+				if on {
+					want[k] = "m"
+				} else if _, ok := frag[k]; ok {
+					t.Errorf("%s sets %s=%s; the contract does not build it for %s", v, k, frag[k], v)
+				}
+			}
+			for k, w := range want {
+				if frag[k] != w {
+					t.Errorf("merged fragment has %s=%q, want %q", k, frag[k], w)
+				}
+			}
+			for k := range frag {
+				if strings.HasPrefix(k, "CONFIG_CCA_TESTBED_") && k != "CONFIG_CCA_TESTBED_"+choice[v] {
+					t.Errorf("%s also sets choice %s", v, k)
+				}
+			}
+		})
+	}
+}
+
+func TestPatchedFiles(t *testing.T) {
+	patch := "--- a/x/Kconfig\n+++ b/x/Kconfig\n@@ -1 +1 @@\n-a\n+b\n" +
+		"--- /dev/null\n+++ b/include/new.h\t2026-01-01\n@@ -0,0 +1 @@\n+c\n" +
+		"+++ b/../escape\n"
+	got := patchedFiles([]byte(patch))
+	want := []string{"x/Kconfig", "include/new.h"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	// The shipped patches must all name files below the tree.
+	ents, err := fs.ReadDir(kernelconfigs.FS, "patches")
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no patches embedded: %v", err)
+	}
+	for _, e := range ents {
+		b, _ := fs.ReadFile(kernelconfigs.FS, "patches/"+e.Name())
+		if len(patchedFiles(b)) == 0 {
+			t.Errorf("%s: no +++ b/ lines", e.Name())
+		}
+	}
+}
+
+func TestSyncSrc(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cca_testbed")
+	if err := syncSrc(dir, map[string][]byte{"a.c": []byte("a"), "b.c": []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{"a.c", "b.c"} {
+		if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stray.o"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncSrc(dir, map[string][]byte{"a.c": []byte("a"), "b.c": []byte("B")}); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]string{"a.c": "a", "b.c": "B"} {
+		got, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", n, got, err, want)
+		}
+	}
+	if info, _ := os.Stat(filepath.Join(dir, "a.c")); !info.ModTime().Equal(old) {
+		t.Errorf("unchanged a.c was rewritten (mtime %v): kbuild would recompile it", info.ModTime())
+	}
+	if info, _ := os.Stat(filepath.Join(dir, "b.c")); info.ModTime().Equal(old) {
+		t.Error("changed b.c kept its old mtime: kbuild would not recompile it")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stray.o")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stray file survived: %v", err)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	fsys := fstest.MapFS{
+		"base.config":        {Data: []byte("CONFIG_A=y\n")},
+		"faux.config":        {Data: []byte("CONFIG_B=y\n")},
+		"patches/0001.patch": {Data: []byte("+++ b/x\n")},
+		"src/glue.c":         {Data: []byte("int x;\n")},
+	}
+	in, err := readInputs(fsys, cell.Faux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := in.entryKey(cell.Faux, "src1", "gcc 12")
+	tree := in.treeKey("src1")
+	if !strings.HasPrefix(key, "faux-") {
+		t.Errorf("key %q does not start with the variant", key)
+	}
+	changes := map[string]func(*inputs) (string, string){
+		"base": func(c *inputs) (string, string) {
+			c.base = []byte("CONFIG_A=m\n")
+			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
+		},
+		"variant": func(c *inputs) (string, string) {
+			c.variant = nil
+			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
+		},
+		"patch": func(c *inputs) (string, string) {
+			c.patches["0001.patch"] = nil
+			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
+		},
+		"src": func(c *inputs) (string, string) {
+			c.src["glue.c"] = nil
+			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
+		},
+		"source":   func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src2", "gcc 12"), c.treeKey("src2") },
+		"compiler": func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src1", "gcc 13"), c.treeKey("src1") },
+	}
+	// Which inputs must move the patched tree: only the pristine source and
+	// the patches; src/ is synced into it.
+	treeMoves := map[string]bool{"patch": true, "source": true}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			c, _ := readInputs(fsys, cell.Faux)
+			k, tr := change(c)
+			if k == key {
+				t.Errorf("changing %s kept the cache key %s", name, key)
+			}
+			if (tr != tree) != treeMoves[name] {
+				t.Errorf("changing %s: tree key moved = %v, want %v", name, tr != tree, treeMoves[name])
+			}
+		})
+	}
+}
+
+func TestBuildEnv(t *testing.T) {
+	got := buildEnv([]string{"PATH=/bin", "MAKEFLAGS=-j8 --jobserver-auth=3,4", "ARCH=x86", "HOME=/root"})
+	joined := "\n" + strings.Join(got, "\n") + "\n"
+	for _, must := range []string{"\nPATH=/bin\n", "\nHOME=/root\n", "\nLC_ALL=C\n"} {
+		if !strings.Contains(joined, must) {
+			t.Errorf("env lacks %q: %v", strings.TrimSpace(must), got)
+		}
+	}
+	for _, mustNot := range []string{"MAKEFLAGS=", "ARCH="} {
+		if strings.Contains(joined, "\n"+mustNot) {
+			t.Errorf("env keeps %s: %v", mustNot, got)
+		}
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	var tb tailBuffer
+	for i := 0; i < 3*tailMax/10; i++ {
+		tb.Write([]byte("123456789\n"))
+	}
+	tb.Write([]byte("error: boom\n"))
+	if len(tb.Bytes()) > tailMax {
+		t.Errorf("tail holds %d bytes, max %d", len(tb.Bytes()), tailMax)
+	}
+	got := lastLines(tb.Bytes(), 2)
+	if got != "123456789\nerror: boom" {
+		t.Errorf("lastLines = %q", got)
+	}
+	if !bytes.HasSuffix(tb.Bytes(), []byte("error: boom\n")) {
+		t.Error("tail lost the last write")
+	}
+}
+
+func TestErrorLines(t *testing.T) {
+	var e errorLines
+	log := "  CC      a.o\nfoo.c:3:1: error: expected ';'\n  CC      b.o\nmake[2]: *** [x] Error 1\n" +
+		"ERROR: modpost: \"tsm_register\" [cca_host_tsm.ko] undefined!\npartial error: no newline"
+	// Written in odd-sized chunks, as a pipe delivers it.
+	for i := 0; i < len(log); i += 7 {
+		e.Write([]byte(log[i:min(i+7, len(log))]))
+	}
+	want := "errors:\nfoo.c:3:1: error: expected ';'\nERROR: modpost: \"tsm_register\" [cca_host_tsm.ko] undefined!\n"
+	if got := e.summary(); got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+	var none errorLines
+	none.Write([]byte("  CC a.o\n"))
+	if none.summary() != "" {
+		t.Errorf("summary of a clean log = %q", none.summary())
+	}
+}

@@ -1,0 +1,713 @@
+// Package kbuild builds the testbed's arm64 kernel for each variant, from
+// Debian's linux-source package (unpacked by scripts/setup-host), the
+// kernel-configs directory (base.config, the variant's fragment, patches,
+// and the testbed's own kernel code in src/), and caches the result in the
+// shared images.Cache under kind "kernel".
+//
+// All variants share one patched source tree and one out-of-tree build
+// directory, so kbuild's own dependency tracking makes a variant switch a
+// rebuild of what the variant changed (seconds) rather than a cold build
+// (minutes). A cache entry holds:
+//
+//	Image          the arm64 kernel image, booted with -kernel
+//	modules.ext4   an ext4 file system (label "modules") holding
+//	               <release>/... as installed by modules_install, with
+//	               depmod's modules.alias and modules.dep; mount it at
+//	               /lib/modules
+//	release        `make kernelrelease`, e.g. 7.3.4-platform
+//	config         the .config the kernel was built with
+//	build.log      make's output
+//
+// Tests: go test ./kbuild (after scripts/setup-host). The unit tests take
+// milliseconds; TestBuildVariants builds every variant for real: about
+// 5 minutes cold on 2 cores, then seconds per variant, and nothing at all
+// once the cache holds them.
+package kbuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"cca-testbed/cell"
+	"cca-testbed/images"
+	kernelconfigs "cca-testbed/kernel-configs"
+)
+
+// SourceVersion is the Debian linux-source package the kernels are built
+// from; scripts/setup-host unpacks it to <cache>/src/linux-source-<version>.
+const SourceVersion = "7.3"
+
+// Kind is the images.Cache kind of kernel entries.
+const Kind = "kernel"
+
+// recipe is part of every cache key: bump it when the way a kernel is
+// built or packaged changes, so old entries are not reused.
+const recipe = "kbuild 1: allnoconfig+fragments; Image; modules.ext4 of lib/modules"
+
+// ErrNoSource is wrapped when the kernel source or a host tool is missing.
+var ErrNoSource = errors.New("kernel build prerequisite missing")
+
+// ErrBuild is wrapped when a build step (make, depmod, mkfs.ext4) fails.
+var ErrBuild = errors.New("kernel build failed")
+
+// Options configures Build. The zero value builds from the embedded
+// kernel-configs into the default cache with one job per CPU.
+type Options struct {
+	// Cache receives the entries. nil opens images.DefaultDir().
+	Cache *images.Cache
+	// Configs holds base.config, <variant>.config, patches/ and src/.
+	// nil uses the copy compiled into the binary (kernel-configs.FS).
+	Configs fs.FS
+	// Source is the pristine kernel tree. "" means
+	// <cache>/src/linux-source-<SourceVersion>.
+	Source string
+	// Jobs is make's -j. 0 means runtime.NumCPU().
+	Jobs int
+	// CrossCompile is the toolchain prefix. "" means "aarch64-linux-gnu-".
+	CrossCompile string
+	// Log receives progress records; nil discards them.
+	Log *slog.Logger
+}
+
+// Kernel is a built kernel in the cache. Its files are read-only.
+type Kernel struct {
+	Image       string // path of the arm64 Image
+	ModulesDisk string // path of modules.ext4 (mount at /lib/modules)
+	Release     string // kernel release, e.g. "7.3.4-platform"
+	Dir         string // the cache entry holding both
+}
+
+// Entry file names.
+const (
+	ImageName   = "Image"
+	ModulesName = "modules.ext4"
+	ReleaseName = "release"
+	ConfigName  = "config"
+	LogName     = "build.log"
+)
+
+// inputs is everything a variant's kernel is built from.
+type inputs struct {
+	base, variant []byte
+	patches       map[string][]byte // patches/<name>
+	src           map[string][]byte // src/<name>
+}
+
+func readInputs(fsys fs.FS, v cell.Variant) (*inputs, error) {
+	in := &inputs{patches: map[string][]byte{}, src: map[string][]byte{}}
+	var err error
+	if in.base, err = fs.ReadFile(fsys, "base.config"); err != nil {
+		return nil, fmt.Errorf("%w: kernel-configs: %v", ErrNoSource, err)
+	}
+	if in.variant, err = fs.ReadFile(fsys, string(v)+".config"); err != nil {
+		return nil, fmt.Errorf("%w: kernel-configs has no fragment for variant %q: %v", ErrNoSource, v, err)
+	}
+	for dir, m := range map[string]map[string][]byte{"patches": in.patches, "src": in.src} {
+		ents, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: kernel-configs/%s: %v", ErrNoSource, dir, err)
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() || (dir == "patches" && !strings.HasSuffix(e.Name(), ".patch")) {
+				continue
+			}
+			b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("%w: kernel-configs: %v", ErrNoSource, err)
+			}
+			m[e.Name()] = b
+		}
+	}
+	if len(in.src) == 0 {
+		return nil, fmt.Errorf("%w: kernel-configs/src is empty", ErrNoSource)
+	}
+	return in, nil
+}
+
+// fragment is base.config then the variant's fragment.
+func (in *inputs) fragment(v cell.Variant) (Fragment, error) {
+	base, err := ParseFragment("base.config", in.base)
+	if err != nil {
+		return nil, err
+	}
+	frag, err := ParseFragment(string(v)+".config", in.variant)
+	if err != nil {
+		return nil, err
+	}
+	return Merge(base, frag), nil
+}
+
+// treeKey names the patched source tree: the pristine source and the
+// patches. src/ is not in it: it is synced into the tree before each build,
+// so editing the testbed's drivers rebuilds only them.
+func (in *inputs) treeKey(sourceID string) string {
+	keyed := images.Inputs{"source": []byte(sourceID)}
+	for n, b := range in.patches {
+		keyed["patch:"+n] = b
+	}
+	return keyed.Hash()[:12]
+}
+
+// entryKey names the cache entry: everything that reaches the artefacts.
+func (in *inputs) entryKey(v cell.Variant, sourceID, compiler string) string {
+	keyed := images.Inputs{
+		"recipe":   []byte(recipe),
+		"source":   []byte(sourceID),
+		"compiler": []byte(compiler),
+		"base":     in.base,
+		"variant":  in.variant,
+	}
+	for n, b := range in.patches {
+		keyed["patch:"+n] = b
+	}
+	for n, b := range in.src {
+		keyed["src:"+n] = b
+	}
+	return keyed.Key(string(v))
+}
+
+// builder carries one Build call's resolved settings.
+type builder struct {
+	opts     Options
+	log      *slog.Logger
+	cacheDir string
+	source   string
+	sourceID string
+	cross    string
+}
+
+// Build returns the kernel for variant v, building it unless the cache
+// already holds one built from the same inputs. Builds of different
+// variants (in this process or another) take turns on the shared build
+// directory; waiting honours ctx, and cancelling ctx stops make.
+func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
+	if _, err := cell.ParseVariant(string(v)); err != nil {
+		return nil, err
+	}
+	b := &builder{opts: opts, log: opts.Log, cross: opts.CrossCompile}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.cross == "" {
+		b.cross = "aarch64-linux-gnu-"
+	}
+	cache := opts.Cache
+	if cache == nil {
+		dir, err := images.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		if cache, err = images.Open(dir); err != nil {
+			return nil, err
+		}
+	}
+	b.cacheDir = cache.Dir
+	b.source = opts.Source
+	if b.source == "" {
+		b.source = filepath.Join(cache.Dir, "src", "linux-source-"+SourceVersion)
+	}
+	stamp, err := os.ReadFile(filepath.Join(b.source, ".unpacked"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no unpacked kernel source at %s (%v); run scripts/setup-host", ErrNoSource, b.source, err)
+	}
+	b.sourceID = strings.TrimSpace(string(stamp))
+	compiler, err := b.compilerVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fsys := opts.Configs
+	if fsys == nil {
+		fsys = kernelconfigs.FS
+	}
+	in, err := readInputs(fsys, v)
+	if err != nil {
+		return nil, err
+	}
+	frag, err := in.fragment(v)
+	if err != nil {
+		return nil, err
+	}
+	key := in.entryKey(v, b.sourceID, compiler)
+	dir, err := cache.Get(ctx, Kind, key, func(ctx context.Context, tmp string) error {
+		return b.build(ctx, v, in, frag, tmp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", v, err)
+	}
+	rel, err := os.ReadFile(filepath.Join(dir, ReleaseName))
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: cache entry %s: %w", v, dir, err)
+	}
+	return &Kernel{
+		Image:       filepath.Join(dir, ImageName),
+		ModulesDisk: filepath.Join(dir, ModulesName),
+		Release:     strings.TrimSpace(string(rel)),
+		Dir:         dir,
+	}, nil
+}
+
+func (b *builder) compilerVersion(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, b.cross+"gcc", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%w: %sgcc --version: %v; run scripts/setup-host (it installs gcc-aarch64-linux-gnu)", ErrNoSource, b.cross, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return first, nil
+}
+
+// workDir is <cache>/kbuild: the patched trees, the shared build directory
+// and its lock. Nothing in it is an artefact; deleting it costs one cold
+// build.
+func (b *builder) workDir() string { return filepath.Join(b.cacheDir, "kbuild") }
+
+// build runs with the cache entry locked; it takes the build directory's
+// lock too, so at most one kernel compiles at a time on this cache.
+func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fragment, out string) error {
+	if err := os.MkdirAll(b.workDir(), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockFile(ctx, filepath.Join(b.workDir(), "build.lock"), b.log)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	start := time.Now()
+	tree, err := b.tree(ctx, in)
+	if err != nil {
+		return err
+	}
+	if err := syncSrc(filepath.Join(tree, srcDir), in.src); err != nil {
+		return err
+	}
+	obj := filepath.Join(b.workDir(), "build")
+	if err := os.MkdirAll(obj, 0o700); err != nil {
+		return err
+	}
+	logPath := filepath.Join(obj, "cca-testbed-"+string(v)+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath}
+
+	// allnoconfig with the merged fragment as KCONFIG_ALLCONFIG: every
+	// option not named stays off, exactly as base.config promises.
+	allconfig := filepath.Join(obj, "cca-testbed.fragment")
+	if err := os.WriteFile(allconfig, frag.Bytes(), 0o600); err != nil {
+		return err
+	}
+	b.log.Info("kbuild: configuring", "variant", v, "tree", tree, "build", obj)
+	if err := mk.run(ctx, "KCONFIG_ALLCONFIG="+allconfig, "allnoconfig"); err != nil {
+		return err
+	}
+	dotConfig, err := os.ReadFile(filepath.Join(obj, ".config"))
+	if err != nil {
+		return err
+	}
+	if err := Check(frag, dotConfig); err != nil {
+		return fmt.Errorf("variant %s: %w", v, err)
+	}
+
+	jobs := b.opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	b.log.Info("kbuild: compiling", "variant", v, "jobs", jobs)
+	if err := mk.run(ctx, "-j"+strconv.Itoa(jobs), "Image", "modules"); err != nil {
+		return err
+	}
+	compiled := time.Since(start)
+
+	modRoot := filepath.Join(obj, ".cca-testbed-modinst")
+	if err := os.RemoveAll(modRoot); err != nil {
+		return err
+	}
+	if err := mk.run(ctx, "INSTALL_MOD_PATH="+modRoot, "modules_install"); err != nil {
+		return err
+	}
+	var rel bytes.Buffer
+	if err := mk.runTo(ctx, &rel, "-s", "kernelrelease"); err != nil {
+		return err
+	}
+	release := strings.TrimSpace(rel.String())
+	modules := filepath.Join(modRoot, "lib", "modules")
+	if _, err := os.Stat(filepath.Join(modules, release, "modules.alias")); err != nil {
+		return fmt.Errorf("%w: modules_install left no modules.alias for %s (is depmod installed? see %s): %v", ErrBuild, release, logPath, err)
+	}
+	if err := makeExt4(ctx, modules, filepath.Join(out, ModulesName), logf); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(modRoot); err != nil {
+		return err
+	}
+	for src, dst := range map[string]string{
+		filepath.Join(obj, "arch", "arm64", "boot", "Image"): ImageName,
+		filepath.Join(obj, ".config"):                        ConfigName,
+	} {
+		if err := copyFile(src, filepath.Join(out, dst)); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(out, ReleaseName), []byte(release+"\n"), 0o644); err != nil {
+		return err
+	}
+	b.log.Info("kbuild: built", "variant", v, "release", release,
+		"compile", compiled.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	if err := logf.Sync(); err != nil {
+		return err
+	}
+	return copyFile(logPath, filepath.Join(out, LogName))
+}
+
+// srcDir is where kernel-configs/src lands in the tree; patch 0001 hooks
+// it into drivers/virt/coco/{Kconfig,Makefile}.
+const srcDir = "drivers/virt/coco/cca_testbed"
+
+// tree returns the patched source tree for these patches, making it if
+// needed: a hard-linked copy of the pristine tree (seconds, no space) with
+// every file a patch touches copied first, so patching never writes
+// through a link into the pristine source. Trees of other patch sets are
+// removed: the one build directory follows one tree at a time.
+func (b *builder) tree(ctx context.Context, in *inputs) (string, error) {
+	name := "src-" + in.treeKey(b.sourceID)
+	tree := filepath.Join(b.workDir(), name)
+	if _, err := os.Stat(filepath.Join(tree, ".cca-testbed-patched")); err == nil {
+		return tree, nil
+	}
+	b.log.Info("kbuild: preparing patched source tree", "tree", tree)
+	tmp := filepath.Join(b.workDir(), ".tmp-"+name)
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-al", b.source, tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%w: link-copy %s: %v: %s", ErrBuild, b.source, err, bytes.TrimSpace(out))
+	}
+	names := make([]string, 0, len(in.patches))
+	for n := range in.patches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, f := range patchedFiles(in.patches[n]) {
+			if err := unlink(filepath.Join(tmp, f)); err != nil {
+				return "", err
+			}
+		}
+		cmd := exec.CommandContext(ctx, "patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch")
+		cmd.Dir = tmp
+		cmd.Stdin = bytes.NewReader(in.patches[n])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%w: patch %s does not apply to %s: %v: %s", ErrBuild, n, b.source, err, lastLines(out, 20))
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".cca-testbed-patched"), []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, tree); err != nil {
+		return "", err
+	}
+	old, _ := filepath.Glob(filepath.Join(b.workDir(), "src-*"))
+	for _, o := range old {
+		if o != tree {
+			b.log.Info("kbuild: removing old source tree", "tree", o)
+			_ = os.RemoveAll(o)
+		}
+	}
+	return tree, nil
+}
+
+// patchedFiles lists the files a unified diff writes ("+++ b/<path>").
+func patchedFiles(patch []byte) []string {
+	var files []string
+	for _, line := range strings.Split(string(patch), "\n") {
+		rest, ok := strings.CutPrefix(line, "+++ ")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, "\t")
+		if _, p, ok := strings.Cut(rest, "/"); ok && p != "" && !strings.Contains(p, "..") {
+			files = append(files, p)
+		}
+	}
+	return files
+}
+
+// unlink replaces a hard-linked file by a private copy of itself.
+func unlink(p string) error {
+	info, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // the patch creates it
+	}
+	if err != nil {
+		return err
+	}
+	tmp := p + ".cca-testbed-tmp"
+	if err := copyFile(p, tmp); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, info.Mode().Perm()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// syncSrc makes dir hold exactly files, rewriting only files whose
+// content differs: an unchanged file keeps its mtime, so kbuild does not
+// recompile it.
+func syncSrc(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if _, keep := files[e.Name()]; !keep {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	for n, data := range files {
+		p := filepath.Join(dir, n)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
+			continue
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maker runs make in the shared build directory, logging to one file.
+type maker struct {
+	tree, obj, cross string
+	log              io.Writer
+	logPath          string
+}
+
+func (m *maker) run(ctx context.Context, args ...string) error {
+	return m.runTo(ctx, nil, args...)
+}
+
+// runTo runs make with args; stdout goes to stdout when given, else to the
+// log, stderr always to the log. A failure carries the log's last lines.
+func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
+	full := append([]string{"-C", m.tree, "O=" + m.obj, "ARCH=arm64", "CROSS_COMPILE=" + m.cross}, args...)
+	fmt.Fprintf(m.log, "+ make %s\n", strings.Join(full, " "))
+	var tail tailBuffer
+	var errs errorLines
+	cmd := exec.CommandContext(ctx, "make", full...)
+	cmd.Env = buildEnv(os.Environ())
+	cmd.Stderr = io.MultiWriter(m.log, &tail, &errs)
+	cmd.Stdout = io.MultiWriter(m.log, &tail, &errs)
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	// make's compilers are its children: stop the whole process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("make %s: %w", strings.Join(args, " "), ctx.Err())
+		}
+		return fmt.Errorf("%w: make %s: %v (full log: %s); %slast lines:\n%s",
+			ErrBuild, strings.Join(args, " "), err, m.logPath, errs.summary(), lastLines(tail.Bytes(), 20))
+	}
+	return nil
+}
+
+// buildEnv drops what would change the kernel build from outside: a
+// parent make's jobserver and flags, and kbuild variables a caller might
+// have exported. The build stamp is fixed, so a rebuild does not relink
+// for the date alone and uname -v says where the kernel came from.
+func buildEnv(env []string) []string {
+	drop := map[string]bool{"MAKEFLAGS": true, "MFLAGS": true, "MAKELEVEL": true, "MAKEFILES": true,
+		"GNUMAKEFLAGS": true, "ARCH": true, "CROSS_COMPILE": true, "O": true, "KBUILD_OUTPUT": true,
+		"KCONFIG_CONFIG": true, "KCONFIG_ALLCONFIG": true, "LOCALVERSION": true, "INSTALL_MOD_PATH": true,
+		"LC_ALL": true, "KBUILD_BUILD_TIMESTAMP": true, "KBUILD_BUILD_USER": true,
+		"KBUILD_BUILD_HOST": true, "KBUILD_BUILD_VERSION": true}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "LC_ALL=C", "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 2026", "KBUILD_BUILD_USER=cca-testbed",
+		"KBUILD_BUILD_HOST=cca-testbed", "KBUILD_BUILD_VERSION=1")
+}
+
+// makeExt4 packs dir (lib/modules) into a small ext4 image at out, sized
+// for its content with room for the file system's own metadata.
+func makeExt4(ctx context.Context, dir, out string, log io.Writer) error {
+	var size int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		size += (info.Size() + 4095) &^ 4095
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	mib := size/(1<<20)*2 + 8
+	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "modules", "-d", dir,
+		"-E", "root_owner=0:0", out, strconv.FormatInt(mib, 10)+"M")
+	var tail tailBuffer
+	cmd.Stdout = log
+	cmd.Stderr = io.MultiWriter(log, &tail)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: mkfs.ext4 -d %s: %v (e2fsprogs from scripts/setup-host): %s", ErrBuild, dir, err, lastLines(tail.Bytes(), 5))
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+// tailBuffer keeps the last 64 KiB written to it.
+type tailBuffer struct{ b []byte }
+
+const tailMax = 64 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.b }
+
+// errorLines keeps the first lines that look like a compiler, linker or
+// modpost error: with parallel jobs they are often long scrolled out of
+// the last lines by the time make gives up.
+type errorLines struct {
+	partial []byte
+	lines   []string
+}
+
+const maxErrorLines = 10
+
+func (e *errorLines) Write(p []byte) (int, error) {
+	e.partial = append(e.partial, p...)
+	for {
+		i := bytes.IndexByte(e.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(e.partial[:i])
+		e.partial = e.partial[i+1:]
+		if len(e.lines) < maxErrorLines && isErrorLine(line) {
+			e.lines = append(e.lines, strings.TrimSpace(line))
+		}
+	}
+	if len(e.partial) > tailMax { // a runaway line: keep memory bounded
+		e.partial = e.partial[:0]
+	}
+	return len(p), nil
+}
+
+func isErrorLine(l string) bool {
+	for _, s := range []string{"error:", "ERROR:", "undefined reference", "Error: "} {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary is "errors:\n<lines>\n", or "" when none were seen.
+func (e *errorLines) summary() string {
+	if len(e.lines) == 0 {
+		return ""
+	}
+	return "errors:\n" + strings.Join(e.lines, "\n") + "\n"
+}
+
+// lastLines returns the last n lines of out.
+func lastLines(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lockPoll is how often a waiting build retries the build directory lock.
+const lockPoll = 200 * time.Millisecond
+
+// lockFile takes an exclusive flock on p, waiting until it is free or ctx
+// ends (flock cannot be interrupted, so it polls without blocking).
+func lockFile(ctx context.Context, p string, log *slog.Logger) (func(), error) {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("kbuild lock: %w", err)
+	}
+	waited := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("kbuild lock %s: %w", p, err)
+		}
+		if !waited {
+			waited = true
+			log.Info("kbuild: waiting for another kernel build", "lock", p)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("kbuild: waiting for %s: %w", p, ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
