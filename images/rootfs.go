@@ -178,6 +178,8 @@ var maskedUnits = []string{
 	"fstrim.timer", "man-db.timer",
 	"systemd-timesyncd.service", "systemd-firstboot.service",
 	"systemd-networkd-wait-online.service", "getty@tty1.service",
+	// Debian's fallback that starts gettys on tty2-6 when logind is absent.
+	"getty-static.service",
 }
 
 // suite maps a userspace to the Debian suite mmdebstrap installs.
@@ -233,6 +235,10 @@ func newRecipe(u cell.Userspace, mirror string) *recipe {
 		dir("etc/ssh/sshd_config.d", 0o755),
 		file("etc/ssh/sshd_config.d/cca-testbed.conf", 0o644, sshdConfig),
 		dir("etc/systemd", 0o755),
+		// The journal stays in /run: nothing reads it after a run, and
+		// a flush to /var only adds writes to the overlay.
+		dir("etc/systemd/journald.conf.d", 0o755),
+		file("etc/systemd/journald.conf.d/cca-testbed.conf", 0o644, "[Journal]\nStorage=volatile\n"),
 		dir("etc/systemd/system", 0o755),
 		file("etc/systemd/system/cca-cvm-gated.service", 0o644, cvmGatedUnit),
 		file("etc/systemd/system/"+ModulesDiskUnit, 0o644, modulesDiskUnit),
@@ -342,6 +348,10 @@ func rootfsScript() string {
 	b.WriteString(`chroot "$1" systemctl enable ssh.socket cca-cvm-gated.service ` + ModulesDiskUnit + "\n")
 	b.WriteString(`chroot "$1" systemctl disable ssh.service` + "\n")
 	b.WriteString(`chroot "$1" systemctl mask ` + strings.Join(maskedUnits, " ") + "\n")
+	// Mark /etc and /var as up to date with /usr, as systemd-update-done
+	// would on a first boot; else every boot (each a fresh overlay) runs
+	// ldconfig, sysusers and the journal catalog rebuild.
+	b.WriteString(`touch -r "$1"/usr "$1"/etc/.updated "$1"/var/.updated` + "\n")
 	// Fail the build, not the boot, if sshd rejects its configuration.
 	b.WriteString(`mkdir -p "$1"/run/sshd` + "\n")
 	b.WriteString(`chroot "$1" /usr/sbin/sshd -t` + "\n")
