@@ -7,6 +7,6 @@
 //
 // Tests: go test ./images (as root, after scripts/setup-host). The cache
 // tests use fake builders and take under a second; the rootfs test builds
-// the forky rootfs into the shared cache (about 4 minutes cold, a cache hit
+// the forky rootfs into the shared cache (6 to 10 minutes cold, a cache hit
 // afterwards).
 package images

@@ -132,7 +132,7 @@ func TestBinfmtFixBinary(t *testing.T) {
 	}
 }
 
-// TestBuildRootfsForky builds (cold: about 4 minutes) or fetches (warm: a
+// TestBuildRootfsForky builds (cold: 6 to 10 minutes) or fetches (warm: a
 // cache hit) the real forky rootfs in the shared cache, then reads the
 // disk with debugfs to check what the boot and the SSH side rely on.
 func TestBuildRootfsForky(t *testing.T) {
