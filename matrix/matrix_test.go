@@ -62,6 +62,7 @@ func (b *fakeBackend) Start(ctx context.Context, c cell.Cell) (Instance, error) 
 
 func plainGuest(cvm string, exit int) fakeGuest {
 	return fakeGuest{
+		"systemctl is-system-running --wait":        {Stdout: []byte("degraded\n"), ExitCode: 1},
 		"udevadm settle --timeout=60":               {},
 		SnapshotCommand:                             {Stdout: []byte(`{"meta":{"kernel":"7.3.4"},"facts":[{"kind":"absent","path":"class/tsm"}]}`)},
 		"systemd-detect-virt --cvm":                 {Stdout: []byte(cvm + "\n"), ExitCode: exit},
