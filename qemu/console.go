@@ -26,7 +26,7 @@ var DefaultPatterns = []Pattern{
 	{"kernel oops", regexp.MustCompile(`Internal error: Oops`)},
 	{"kernel oops", regexp.MustCompile(`Unable to handle kernel `)},
 	{"soft lockup", regexp.MustCompile(`watchdog: BUG: soft lockup`)},
-	{"kernel BUG", regexp.MustCompile(`(^|\] |\s)BUG: `)},
+	{"kernel BUG", regexp.MustCompile(`(^|\s)BUG: `)},
 	{"RCU stall", regexp.MustCompile(`rcu: INFO: rcu_\S+ (self-)?detected stalls?`)},
 	{"hung task", regexp.MustCompile(`INFO: task \S+ blocked for more than \d+ seconds`)},
 }
