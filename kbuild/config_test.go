@@ -287,6 +287,33 @@ func TestKeys(t *testing.T) {
 		"source":   func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src2", "gcc 12"), c.treeKey("src2") },
 		"compiler": func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src1", "gcc 13"), c.treeKey("src1") },
 	}
+	frag := Fragment{"CONFIG_A": "y"}
+	cfgKey := in.configKey(frag, "src1", "gcc 12")
+	for name, k := range map[string]string{
+		"fragment": in.configKey(Fragment{"CONFIG_A": "m"}, "src1", "gcc 12"),
+		"source":   in.configKey(frag, "src2", "gcc 12"),
+		"compiler": in.configKey(frag, "src1", "gcc 13"),
+		"Kconfig": func() string {
+			c, _ := readInputs(fsys, cell.Faux)
+			c.src["Kconfig"] = []byte("x")
+			return c.configKey(frag, "src1", "gcc 12")
+		}(),
+		"patch": func() string {
+			c, _ := readInputs(fsys, cell.Faux)
+			c.patches["0001.patch"] = nil
+			return c.configKey(frag, "src1", "gcc 12")
+		}(),
+	} {
+		if k == cfgKey {
+			t.Errorf("changing the %s kept the saved-config key", name)
+		}
+	}
+	c, _ := readInputs(fsys, cell.Faux)
+	c.src["glue.c"] = []byte("int y;\n")
+	if c.configKey(frag, "src1", "gcc 12") != cfgKey {
+		t.Error("editing glue.c moved the saved-config key: every driver edit would rerun allnoconfig")
+	}
+
 	// Which inputs must move the patched tree: only the pristine source and
 	// the patches; src/ is synced into it.
 	treeMoves := map[string]bool{"patch": true, "source": true}
@@ -305,14 +332,14 @@ func TestKeys(t *testing.T) {
 }
 
 func TestBuildEnv(t *testing.T) {
-	got := buildEnv([]string{"PATH=/bin", "MAKEFLAGS=-j8 --jobserver-auth=3,4", "ARCH=x86", "HOME=/root"})
+	got := buildEnv([]string{"PATH=/root/.cargo/bin:/bin", "MAKEFLAGS=-j8 --jobserver-auth=3,4", "ARCH=x86", "HOME=/root"})
 	joined := "\n" + strings.Join(got, "\n") + "\n"
-	for _, must := range []string{"\nPATH=/bin\n", "\nHOME=/root\n", "\nLC_ALL=C\n"} {
+	for _, must := range []string{"\nPATH=" + buildPath + "\n", "\nHOME=/root\n", "\nLC_ALL=C\n"} {
 		if !strings.Contains(joined, must) {
 			t.Errorf("env lacks %q: %v", strings.TrimSpace(must), got)
 		}
 	}
-	for _, mustNot := range []string{"MAKEFLAGS=", "ARCH="} {
+	for _, mustNot := range []string{"MAKEFLAGS=", "ARCH=", "PATH=/root"} {
 		if strings.Contains(joined, "\n"+mustNot) {
 			t.Errorf("env keeps %s: %v", mustNot, got)
 		}

@@ -57,7 +57,7 @@ const Kind = "kernel"
 
 // recipe is part of every cache key: bump it when the way a kernel is
 // built or packaged changes, so old entries are not reused.
-const recipe = "kbuild 1: allnoconfig+fragments; Image; modules.ext4 of lib/modules"
+const recipe = "kbuild 2: allnoconfig+fragments, system PATH; Image; modules.ext4 of lib/modules"
 
 // ErrNoSource is wrapped when the kernel source or a host tool is missing.
 var ErrNoSource = errors.New("kernel build prerequisite missing")
@@ -181,6 +181,19 @@ func (in *inputs) entryKey(v cell.Variant, sourceID, compiler string) string {
 	return keyed.Key(string(v))
 }
 
+// configKey names a resolved .config: the fragment, the Kconfig files
+// (the patched tree and src/Kconfig), the compiler Kconfig probes and the
+// recipe (which fixes the environment). The drivers' C code is not in it.
+func (in *inputs) configKey(frag Fragment, sourceID, compiler string) string {
+	return images.Inputs{
+		"recipe":   []byte(recipe),
+		"fragment": frag.Bytes(),
+		"tree":     []byte(in.treeKey(sourceID)),
+		"kconfig":  in.src["Kconfig"],
+		"compiler": []byte(compiler),
+	}.Hash()[:12]
+}
+
 // builder carries one Build call's resolved settings.
 type builder struct {
 	opts     Options
@@ -188,6 +201,7 @@ type builder struct {
 	cacheDir string
 	source   string
 	sourceID string
+	compiler string
 	cross    string
 }
 
@@ -226,8 +240,7 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 		return nil, fmt.Errorf("%w: no unpacked kernel source at %s (%v); run scripts/setup-host", ErrNoSource, b.source, err)
 	}
 	b.sourceID = strings.TrimSpace(string(stamp))
-	compiler, err := b.compilerVersion(ctx)
-	if err != nil {
+	if b.compiler, err = b.compilerVersion(ctx); err != nil {
 		return nil, err
 	}
 	fsys := opts.Configs
@@ -242,7 +255,7 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := in.entryKey(v, b.sourceID, compiler)
+	key := in.entryKey(v, b.sourceID, b.compiler)
 	dir, err := cache.Get(ctx, Kind, key, func(ctx context.Context, tmp string) error {
 		return b.build(ctx, v, in, frag, tmp)
 	})
@@ -307,22 +320,9 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	defer logf.Close()
 	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath}
 
-	// allnoconfig with the merged fragment as KCONFIG_ALLCONFIG: every
-	// option not named stays off, exactly as base.config promises.
-	allconfig := filepath.Join(obj, "cca-testbed.fragment")
-	if err := os.WriteFile(allconfig, frag.Bytes(), 0o600); err != nil {
-		return err
-	}
 	b.log.Info("kbuild: configuring", "variant", v, "tree", tree, "build", obj)
-	if err := mk.run(ctx, "KCONFIG_ALLCONFIG="+allconfig, "allnoconfig"); err != nil {
+	if err := b.configure(ctx, mk, v, frag, in.configKey(frag, b.sourceID, b.compiler)); err != nil {
 		return err
-	}
-	dotConfig, err := os.ReadFile(filepath.Join(obj, ".config"))
-	if err != nil {
-		return err
-	}
-	if err := Check(frag, dotConfig); err != nil {
-		return fmt.Errorf("variant %s: %w", v, err)
 	}
 
 	jobs := b.opts.Jobs
@@ -374,6 +374,43 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 		return err
 	}
 	return copyFile(logPath, filepath.Join(out, LogName))
+}
+
+// configure writes the build directory's .config for the fragment. The
+// first time, that is allnoconfig with the merged fragment as
+// KCONFIG_ALLCONFIG (every option not named stays off, exactly as
+// base.config promises), checked and saved under key (configKey: what
+// Kconfig's answer depends on); later builds with the same key, such as
+// after an edit to a driver's C code, copy the saved file. Every Kconfig run costs
+// hundreds of compiler probes, and make's own syncconfig runs one anyway,
+// so a variant switch then pays for one instead of two.
+func (b *builder) configure(ctx context.Context, mk *maker, v cell.Variant, frag Fragment, key string) error {
+	dot := filepath.Join(mk.obj, ".config")
+	saved := filepath.Join(b.workDir(), "configs", string(v)+"-"+key+".config")
+	if cfg, err := os.ReadFile(saved); err == nil && Check(frag, cfg) == nil {
+		if cur, err := os.ReadFile(dot); err == nil && bytes.Equal(cur, cfg) {
+			return nil
+		}
+		return os.WriteFile(dot, cfg, 0o644)
+	}
+	allconfig := filepath.Join(mk.obj, "cca-testbed.fragment")
+	if err := os.WriteFile(allconfig, frag.Bytes(), 0o600); err != nil {
+		return err
+	}
+	if err := mk.run(ctx, "KCONFIG_ALLCONFIG="+allconfig, "allnoconfig"); err != nil {
+		return err
+	}
+	cfg, err := os.ReadFile(dot)
+	if err != nil {
+		return err
+	}
+	if err := Check(frag, cfg); err != nil {
+		return fmt.Errorf("variant %s: %w", v, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(saved), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(saved, cfg, 0o600)
 }
 
 // srcDir is where kernel-configs/src lands in the tree; patch 0001 hooks
@@ -539,10 +576,13 @@ func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) err
 
 // buildEnv drops what would change the kernel build from outside: a
 // parent make's jobserver and flags, and kbuild variables a caller might
-// have exported. The build stamp is fixed, so a rebuild does not relink
-// for the date alone and uname -v says where the kernel came from.
+// have exported. PATH is the system's (buildPath): a rustup rustc or pyenv
+// shims earlier in a developer's PATH would otherwise change what Kconfig
+// detects and slow every configuration run. The build stamp is fixed, so
+// a rebuild does not relink for the date alone and uname -v says where
+// the kernel came from.
 func buildEnv(env []string) []string {
-	drop := map[string]bool{"MAKEFLAGS": true, "MFLAGS": true, "MAKELEVEL": true, "MAKEFILES": true,
+	drop := map[string]bool{"PATH": true, "MAKEFLAGS": true, "MFLAGS": true, "MAKELEVEL": true, "MAKEFILES": true,
 		"GNUMAKEFLAGS": true, "ARCH": true, "CROSS_COMPILE": true, "O": true, "KBUILD_OUTPUT": true,
 		"KCONFIG_CONFIG": true, "KCONFIG_ALLCONFIG": true, "LOCALVERSION": true, "INSTALL_MOD_PATH": true,
 		"LC_ALL": true, "KBUILD_BUILD_TIMESTAMP": true, "KBUILD_BUILD_USER": true,
@@ -554,9 +594,13 @@ func buildEnv(env []string) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, "LC_ALL=C", "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 2026", "KBUILD_BUILD_USER=cca-testbed",
+	return append(out, "PATH="+buildPath, "LC_ALL=C", "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 2026", "KBUILD_BUILD_USER=cca-testbed",
 		"KBUILD_BUILD_HOST=cca-testbed", "KBUILD_BUILD_VERSION=1")
 }
+
+// buildPath is the PATH make runs with: Debian's system directories, where
+// scripts/setup-host installs make, the cross compiler and kmod.
+const buildPath = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 // makeExt4 packs dir (lib/modules) into a small ext4 image at out, sized
 // for its content with room for the file system's own metadata.
