@@ -134,7 +134,7 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var bo backendOptions
 	bo.register(fs)
 	format := fs.String("format", "text", "output format: "+strings.Join(report.Formats, ", "))
-	out := fs.String("out", "", "also write every format into this directory (report.txt, .json, .xml, .md)")
+	out := fs.String("out", "", "also write every format into this directory (report.txt, .json, .xml, .md, .html, snapshots/, and for qemu cells/<cell>/ with console.log, cmdline.txt, reproduce.sh)")
 	expFile := fs.String("expectations", "", "expectations file (default: the built-in checks/expectations.txt)")
 	parallel := fs.Int("parallel", 0, "cells in flight (default: 2 for qemu, 4 for emulated)")
 	if err := parseFlags(fs, args); err != nil {
@@ -151,9 +151,17 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if *out != "" {
+		bo.runDir = filepath.Join(*out, "cells")
+	}
 	b, err := bo.backend(ctx, stderr)
 	if err != nil {
 		return err
+	}
+	if b.prepare != nil {
+		if err := b.prepare(ctx, cells); err != nil {
+			return err
+		}
 	}
 	par := *parallel
 	if par == 0 {
@@ -285,6 +293,11 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func takeSnapshot(ctx context.Context, b *backend, c cell.Cell) (*snapshot.Snapshot, error) {
+	if b.prepare != nil {
+		if err := b.prepare(ctx, []cell.Cell{c}); err != nil {
+			return nil, err
+		}
+	}
 	inst, err := b.Start(ctx, c)
 	if err != nil {
 		return nil, err

@@ -45,8 +45,17 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
+// remoteExit is a guest command's non-zero exit status, passed through by
+// `testbed ssh` without a message of its own.
+type remoteExit int
+
+func (e remoteExit) Error() string { return fmt.Sprintf("remote command exited %d", int(e)) }
+
 func exitCode(err error, stderr io.Writer) int {
+	var re remoteExit
 	switch {
+	case errors.As(err, &re):
+		return int(re)
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.Is(err, errMismatch):
@@ -68,6 +77,9 @@ func commands() []command {
 		{"variants", "list the registration variants", runVariants},
 		{"matrix", "run cells and grade them against their expectations", runMatrix},
 		{"snapshot", "take the snapshot of one cell", runSnapshot},
+		{"boot", "boot one cell under QEMU and keep it up until Ctrl-C", runBoot},
+		{"ssh", "a shell or one command in a cell started with boot", runSSH},
+		{"bench", "measure the emulated matrix and, with --boots, real boot-to-SSH", runBench},
 		{"diff", "compare two cells or two snapshot files", runDiff},
 		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},

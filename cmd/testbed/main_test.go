@@ -221,3 +221,10 @@ func TestFidelity(t *testing.T) {
 		t.Fatalf("moved device: exit %d\n%s", code, out)
 	}
 }
+
+func TestBenchEmulated(t *testing.T) {
+	out, stderr, code := testbed(t, "bench", "--runs", "2")
+	if code != exitOK || !strings.HasPrefix(out, "bench what=emulated-matrix cells=35 runs=2 median=") {
+		t.Fatalf("exit %d %s\n%s", code, stderr, out)
+	}
+}

@@ -1,0 +1,446 @@
+// Package lab brings cells up for real. For a cell it builds, or finds in
+// the cache, the variant's kernel (kbuild) and the userspace's root file
+// system (images), asks the rmi model what the firmware answers, boots QEMU
+// on a copy-on-write overlay with those answers on the kernel command line,
+// dials SSH with the host key pinned at image build, and installs the
+// snapshot helper. Backend implements matrix.Backend, so the runner reads a
+// real guest exactly as it reads the emulated one.
+//
+// Tests: go test ./lab boots real cells under QEMU (TCG); the first run
+// builds a kernel and a rootfs into the cache (about 10 minutes on 2 cores).
+package lab
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"cca-testbed/cell"
+	"cca-testbed/guest"
+	"cca-testbed/images"
+	"cca-testbed/kbuild"
+	"cca-testbed/matrix"
+	"cca-testbed/qemu"
+	"cca-testbed/rmi"
+	"cca-testbed/snapshot"
+)
+
+// BaseCmdline is what every cell's kernel boots with before the firmware
+// answers: the root disk, the console the watcher reads, a panic that ends
+// QEMU at once, and eth0 configured by the kernel itself so sshd needs no
+// network service.
+const BaseCmdline = "root=/dev/vda rw rootwait console=ttyAMA0 panic=-1 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"
+
+// HelperPath is where the snapshot helper is installed in the guest; the
+// rootfs has /usr/local/bin on root's PATH.
+const HelperPath = "/usr/local/bin/" + matrix.SnapshotCommand
+
+// Options configure a Backend. The zero value boots the role's own firmware
+// profile on the virt machine with the default cache, keeping nothing.
+type Options struct {
+	// Cache holds images and kernels; nil opens images.DefaultDir().
+	Cache *images.Cache
+	// RepoRoot is this checkout (for the snapshot helper's build); ""
+	// searches upward from the working directory for go.mod.
+	RepoRoot string
+	// FirmwareProfile overrides every role's rmi profile ("rmm-2.0").
+	FirmwareProfile string
+	// Machine is the qemu profile: qemu.ProfileVirt (default) or
+	// qemu.ProfileRME, which needs Firmware and answers with real SMCs.
+	Machine  string
+	Firmware string
+	// RunDir keeps each cell's run directory (console.log, cmdline.txt,
+	// reproduce.sh, ssh_config) under RunDir/<cell>; "" uses temporary
+	// directories removed on Close.
+	RunDir string
+	// BootTimeout bounds QEMU start to a working SSH session; 0 means
+	// 3 minutes scaled by qemu.Scale (TCG boots take 7-10 s, more when two
+	// run on two cores beside a build).
+	BootTimeout time.Duration
+	// ExtraCmdline is appended to the kernel command line (fault tests).
+	ExtraCmdline string
+	// Logger receives lifecycle records; nil discards.
+	Logger *slog.Logger
+	// Progress, when set, hears each phase of each cell.
+	Progress func(subject, phase string)
+}
+
+// Backend boots cells under QEMU.
+type Backend struct {
+	opts Options
+	mu   sync.Mutex
+	// helper is the snapshot helper binary, built once.
+	helper []byte
+}
+
+var _ matrix.Backend = (*Backend)(nil)
+
+// New returns a Backend; nothing is built until Prepare or Start.
+func New(opts Options) (*Backend, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Cache == nil {
+		dir, err := images.DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		c, err := images.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		opts.Cache = c
+	}
+	if opts.RepoRoot == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		opts.RepoRoot = root
+	}
+	opts.Machine = cmp.Or(opts.Machine, qemu.ProfileVirt)
+	if opts.Machine == qemu.ProfileRME {
+		if err := qemu.CheckFirmware(opts.Firmware); err != nil {
+			return nil, err
+		}
+	}
+	if opts.FirmwareProfile != "" {
+		if _, err := rmi.LookupProfile(opts.FirmwareProfile); err != nil {
+			return nil, err
+		}
+	}
+	if opts.BootTimeout <= 0 {
+		opts.BootTimeout = qemu.Scaled(3 * time.Minute)
+	}
+	return &Backend{opts: opts}, nil
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod above %s: run the testbed from its checkout", dir)
+		}
+	}
+}
+
+// Name implements matrix.Backend.
+func (*Backend) Name() string { return "qemu" }
+
+func (b *Backend) progress(subject, phase string) {
+	b.opts.Logger.Info(phase, "cell", subject)
+	if b.opts.Progress != nil {
+		b.opts.Progress(subject, phase)
+	}
+}
+
+// Prepare builds what cells need before any boots: the helper, each
+// userspace's rootfs and each variant's kernel, one after another (kernel
+// builds share one build directory and take turns anyway). Start builds
+// lazily too; Prepare makes the wait visible and keeps builds out of boot
+// deadlines.
+func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
+	if _, err := b.helperBinary(ctx); err != nil {
+		return err
+	}
+	seenU, seenV := map[cell.Userspace]bool{}, map[cell.Variant]bool{}
+	for _, c := range cells {
+		if !seenU[c.Userspace] {
+			seenU[c.Userspace] = true
+			b.progress(string(c.Userspace), "rootfs")
+			if _, err := images.BuildRootfs(ctx, b.opts.Cache, c.Userspace); err != nil {
+				return err
+			}
+		}
+		if !seenV[c.Variant] {
+			seenV[c.Variant] = true
+			b.progress(string(c.Variant), "kernel")
+			if _, err := b.kernel(ctx, c.Variant); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kbuild.Kernel, error) {
+	return kbuild.Build(ctx, kbuild.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, v)
+}
+
+func (b *Backend) helperBinary(ctx context.Context) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.helper != nil {
+		return b.helper, nil
+	}
+	p, err := images.BuildHelper(ctx, b.opts.Cache, b.opts.RepoRoot)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	b.helper = data
+	return data, nil
+}
+
+// Cmdline is the kernel command line cell c boots with, and the conduit
+// that answers its firmware calls.
+func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
+	if b.opts.Machine == qemu.ProfileRME {
+		return BaseCmdline, "smc", nil // real TF-RMM answers
+	}
+	name := cmp.Or(b.opts.FirmwareProfile, c.Role.FirmwareProfile())
+	p, err := rmi.LookupProfile(name)
+	if err != nil {
+		return "", "", err
+	}
+	_, table := rmi.Probe(rmi.New(p))
+	return BaseCmdline + " " + table.Cmdline(), "emulated-rmi:" + p.Name, nil
+}
+
+// Start boots cell c and returns it once SSH works and the helper is in
+// place. On any failure everything started so far is stopped and removed.
+func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, err error) {
+	name := c.String()
+	helper, err := b.helperBinary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rootfs, err := images.BuildRootfs(ctx, b.opts.Cache, c.Userspace)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.kernel(ctx, c.Variant)
+	if err != nil {
+		return nil, err
+	}
+	hostKey, err := guest.ParseHostKey(rootfs.HostKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: rootfs host key: %w", name, err)
+	}
+	cmdline, conduit, err := b.Cmdline(c)
+	if err != nil {
+		return nil, err
+	}
+	if b.opts.ExtraCmdline != "" {
+		cmdline += " " + b.opts.ExtraCmdline
+	}
+
+	inst := &Instance{cell: c, keep: b.opts.RunDir != "",
+		meta: snapshot.Meta{Backend: "qemu", Conduit: conduit, Userspace: string(c.Userspace), Kernel: k.Release}}
+	if inst.keep {
+		inst.dir = filepath.Join(b.opts.RunDir, c.FileName())
+		if err := os.RemoveAll(inst.dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(inst.dir, 0o700); err != nil {
+			return nil, err
+		}
+	} else if inst.dir, err = os.MkdirTemp("", "cca-testbed-"+c.FileName()+"-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, inst.Close())
+		}
+	}()
+
+	b.progress(name, "boot")
+	overlay, err := images.Overlay(ctx, rootfs.Disk, inst.dir)
+	if err != nil {
+		return nil, err
+	}
+	inst.overlay, inst.base, inst.hostKey = overlay, rootfs.Disk, rootfs.HostKey
+	// The VM lives until Close, not until this call's ctx ends; a
+	// cancelled run still stops it through Close.
+	inst.vm, err = qemu.Start(context.WithoutCancel(ctx), qemu.Config{
+		Profile:  b.opts.Machine,
+		Firmware: b.opts.Firmware,
+		Kernel:   k.Image,
+		Append:   cmdline,
+		Disks: []qemu.Disk{
+			{Path: overlay, Format: "qcow2"},
+			{Path: k.ModulesDisk, Format: "raw", ReadOnly: true},
+		},
+		Dir: inst.dir,
+	}, qemu.Options{Logger: b.opts.Logger, Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := inst.finishReproduce(); err != nil {
+		return nil, err
+	}
+
+	bootCtx, cancel := context.WithTimeout(ctx, b.opts.BootTimeout)
+	defer cancel()
+	start := time.Now()
+	inst.sshCfg = guest.SSHConfig{
+		Addr: inst.vm.SSHAddr(), KeyPath: rootfs.ClientKeyPath, HostKey: hostKey,
+		Logger: b.opts.Logger, Abort: inst.vm.Exited(), AbortErr: inst.vm.Err,
+	}
+	inst.ssh, err = guest.DialSSH(bootCtx, inst.sshCfg)
+	if err != nil {
+		return nil, inst.bootError(err)
+	}
+	inst.BootToSSH = time.Since(start)
+	b.progress(name, fmt.Sprintf("ssh after %.1fs", inst.BootToSSH.Seconds()))
+	if err := inst.writeSSHConfig(rootfs.ClientKeyPath); err != nil {
+		return nil, err
+	}
+	if err := inst.ssh.Upload(ctx, HelperPath, helper, 0o755); err != nil {
+		return nil, fmt.Errorf("%s: installing the snapshot helper: %w", name, err)
+	}
+	b.progress(name, "snapshot")
+	return inst, nil
+}
+
+// Instance is one booted cell.
+type Instance struct {
+	cell          cell.Cell
+	dir           string
+	keep          bool
+	overlay, base string
+	vm            *qemu.VM
+	ssh           *guest.SSH
+	sshCfg        guest.SSHConfig
+	meta          snapshot.Meta
+	hostKey       []byte
+	closeOnce     sync.Once
+	closeErr      error
+	// BootToSSH is QEMU start to the first working SSH session.
+	BootToSSH time.Duration
+}
+
+var _ matrix.Instance = (*Instance)(nil)
+
+// Guest implements matrix.Instance.
+func (i *Instance) Guest() guest.Guest { return i.ssh }
+
+// SSH is the guest's SSH connection (for shells and uploads).
+func (i *Instance) SSH() *guest.SSH { return i.ssh }
+
+// Meta implements matrix.Instance.
+func (i *Instance) Meta() snapshot.Meta { return i.meta }
+
+// Dir is the run directory (console.log, cmdline.txt, reproduce.sh,
+// ssh_config); it outlives Close only when the Backend keeps run dirs.
+func (i *Instance) Dir() string { return i.dir }
+
+// Session says how to reach the guest: its forwarded address, the client
+// key and the pinned host key (authorized_keys form).
+type Session struct{ Addr, KeyPath, HostKey string }
+
+// Session returns how to reach this instance.
+func (i *Instance) Session() Session {
+	return Session{Addr: i.sshCfg.Addr, KeyPath: i.sshCfg.KeyPath, HostKey: string(i.hostKey)}
+}
+
+// VM is the running QEMU.
+func (i *Instance) VM() *qemu.VM { return i.vm }
+
+// Close stops the guest and QEMU and removes what the run created: the
+// overlay always, the whole run directory unless it is kept.
+func (i *Instance) Close() error {
+	i.closeOnce.Do(func() {
+		var errs *multierror.Error
+		if i.ssh != nil {
+			if err := i.ssh.Close(); err != nil && !errors.Is(err, io.EOF) {
+				errs = multierror.Append(errs, fmt.Errorf("closing ssh: %w", err))
+			}
+		}
+		if i.vm != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(30*time.Second))
+			if err := i.vm.Stop(ctx); err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("stopping qemu: %w", err))
+			}
+			cancel()
+		}
+		if i.overlay != "" {
+			if err := os.Remove(i.overlay); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = multierror.Append(errs, err)
+			}
+		}
+		if !i.keep && i.dir != "" {
+			if err := os.RemoveAll(i.dir); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+		}
+		i.closeErr = errs.ErrorOrNil()
+	})
+	return i.closeErr
+}
+
+// bootError explains a failed bring-up with what the console showed: the
+// VM's own failure (panic, QEMU exit) when there is one, else the SSH error
+// with the console's last lines.
+func (i *Instance) bootError(err error) error {
+	where := ""
+	if i.keep {
+		where = " (console log: " + filepath.Join(i.dir, qemu.ConsoleLog) + ")"
+	}
+	if verr := i.vm.Err(); verr != nil {
+		return fmt.Errorf("%s: boot failed: %w%s", i.cell, verr, where)
+	}
+	tail := strings.TrimSpace(i.vm.ConsoleTail(5))
+	return fmt.Errorf("%s: no SSH: %w; console ends: %s%s", i.cell, err, strings.ReplaceAll(tail, "\n", " | "), where)
+}
+
+// finishReproduce makes reproduce.sh self-contained: the overlay it boots
+// is removed with the run, so the script recreates it from the base image.
+func (i *Instance) finishReproduce() error {
+	p := filepath.Join(i.dir, qemu.Reproduce)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	head, rest, _ := strings.Cut(string(b), "\n")
+	recreate := fmt.Sprintf("[ -e %s ] || qemu-img create -q -f qcow2 -F raw -b %s %s || exit 1\n",
+		guest.Quote(i.overlay), guest.Quote(i.base), guest.Quote(i.overlay))
+	return os.WriteFile(p, []byte(head+"\n"+recreate+rest), 0o700)
+}
+
+// SSHConfigName is the OpenSSH client config written into the run dir:
+// `ssh -F <dir>/ssh_config <cell>` reaches the guest with the pinned key.
+const SSHConfigName = "ssh_config"
+
+func (i *Instance) writeSSHConfig(keyPath string) error {
+	known := filepath.Join(i.dir, "known_hosts")
+	f, err := os.OpenFile(known, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = guest.WriteKnownHosts(f, i.sshCfg)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	f, err = os.OpenFile(filepath.Join(i.dir, SSHConfigName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = guest.WriteOpenSSHConfig(f, i.cell.FileName(), i.sshCfg, keyPath, known)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

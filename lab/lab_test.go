@@ -1,0 +1,248 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"cca-testbed/cell"
+	"cca-testbed/checks"
+	"cca-testbed/emulated"
+	"cca-testbed/guest"
+	"cca-testbed/matrix"
+	"cca-testbed/qemu"
+	"cca-testbed/rmi"
+	"cca-testbed/snapshot"
+)
+
+// These tests boot real kernels with a real Debian userspace under QEMU
+// (TCG). They need what scripts/setup-host installs, and build into the
+// shared cache on first use.
+
+func newBackend(t *testing.T, o Options) *Backend {
+	t.Helper()
+	o.Logger = nil
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// leftovers fails the test if a QEMU started by the test is still alive or
+// a run directory was left behind.
+func leftovers(t *testing.T, before []string) {
+	t.Helper()
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-*"))
+	for _, d := range after {
+		if !contains(before, d) {
+			t.Errorf("run directory left behind: %s", d)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "qemu-system-aarch64") && strings.Contains(string(b), "cca-testbed-") {
+			t.Errorf("QEMU left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func tempDirs() []string {
+	d, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-*"))
+	return d
+}
+
+func mustCell(t *testing.T, s string) cell.Cell {
+	t.Helper()
+	c, err := cell.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestFidelity boots cells for real, grades them, and compares each
+// snapshot with the emulated model's, fact for fact: 0 differences is the
+// bar (issue: the model must agree with every real cell).
+func TestFidelity(t *testing.T) {
+	before := tempDirs()
+	defer leftovers(t, before)
+	b := newBackend(t, Options{})
+	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm")}
+	ctx := context.Background()
+	if err := b.Prepare(ctx, cells); err != nil {
+		t.Fatal(err)
+	}
+	results, err := matrix.Run(ctx, b, cells, matrix.Options{Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		for _, res := range r.Results {
+			if res.Status != checks.Pass && res.Status != checks.XFail {
+				t.Errorf("%s %s: %s, measured %q, expected %q", r.Name, res.Check, res.Status, res.Measured, res.Expected)
+			}
+		}
+		p, err := rmi.LookupProfile(r.Cell.Role.FirmwareProfile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := rmi.Probe(rmi.New(p))
+		sys, err := emulated.New(r.Cell, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := matrix.Snapshot(ctx, emulatedInstance{guest.NewEmulated(sys.FS(), sys.Run)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range snapshot.Diff(r.Snapshot, model) {
+			t.Errorf("%s: real vs model: %s", r.Name, ch)
+		}
+		if r.Snapshot.Meta.Backend != "qemu" || !strings.HasPrefix(r.Snapshot.Meta.Conduit, "emulated-rmi") {
+			t.Errorf("%s: meta %+v: want the qemu backend and the kernel's own conduit", r.Name, r.Snapshot.Meta)
+		}
+	}
+}
+
+type emulatedInstance struct{ g guest.Guest }
+
+func (i emulatedInstance) Guest() guest.Guest  { return i.g }
+func (i emulatedInstance) Meta() snapshot.Meta { return snapshot.Meta{} }
+func (i emulatedInstance) Close() error        { return nil }
+
+// TestFaults: each way a boot or a session can go wrong ends in a clear
+// error, promptly, with no QEMU process or run directory left behind.
+func TestFaults(t *testing.T) {
+	c := mustCell(t, "platform/plain")
+	ctx := context.Background()
+	if err := newBackend(t, Options{}).Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("kernel panic", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		b := newBackend(t, Options{ExtraCmdline: "init=/nonexistent"})
+		start := time.Now()
+		_, err := b.Start(ctx, c)
+		var be *qemu.BootError
+		if !errors.As(err, &be) || !strings.Contains(err.Error(), "panic") {
+			t.Fatalf("err = %v, want a BootError naming the panic", err)
+		}
+		t.Logf("error: %v", err)
+		if d := time.Since(start); d > qemu.Scaled(60*time.Second) {
+			t.Errorf("panic noticed after %s", d)
+		}
+	})
+
+	t.Run("sshd never starts", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		b := newBackend(t, Options{ExtraCmdline: "systemd.mask=ssh.socket systemd.mask=ssh.service", BootTimeout: 40 * time.Second})
+		_, err := b.Start(ctx, c)
+		if err == nil || !strings.Contains(err.Error(), "no SSH") {
+			t.Fatalf("err = %v, want no SSH with the console's last lines", err)
+		}
+		t.Logf("error: %v", err)
+	})
+
+	t.Run("QEMU killed, SSH hanging, then closed", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		b := newBackend(t, Options{})
+		inst, err := b.Start(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		li := inst.(*Instance)
+		// A command that hangs past its deadline fails on time and leaves
+		// the connection usable.
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = li.SSH().Run(short, "sleep", "600")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("hanging command: err = %v, want DeadlineExceeded", err)
+		}
+		if r, err := li.SSH().Run(ctx, "true"); err != nil || r.ExitCode != 0 {
+			t.Errorf("after a timeout: %v %v", r, err)
+		}
+		if err := syscall.Kill(li.VM().Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-li.VM().Exited():
+		case <-time.After(10 * time.Second):
+			t.Fatal("QEMU's death not noticed within 10 s")
+		}
+		if !errors.Is(li.VM().Err(), qemu.ErrExited) {
+			t.Errorf("VM.Err = %v, want ErrExited", li.VM().Err())
+		}
+		if _, err := matrix.Snapshot(ctx, inst); err == nil {
+			t.Error("snapshot of a dead VM succeeded")
+		}
+		inst.Close()
+	})
+
+	t.Run("Ctrl-C during boot", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		cctx, cancel := context.WithCancel(ctx)
+		b := newBackend(t, Options{})
+		b.opts.Progress = func(_, phase string) {
+			if phase == "boot" {
+				time.AfterFunc(2*time.Second, cancel)
+			}
+		}
+		start := time.Now()
+		_, err := b.Start(cctx, c)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want Canceled", err)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("cancel took %s", d)
+		}
+	})
+
+	t.Run("missing firmware", func(t *testing.T) {
+		_, err := New(Options{Machine: qemu.ProfileRME, Firmware: filepath.Join(t.TempDir(), "flash.bin")})
+		if !errors.Is(err, qemu.ErrFirmware) || !strings.Contains(err.Error(), "flash.bin") {
+			t.Fatalf("err = %v, want ErrFirmware naming the file", err)
+		}
+	})
+}
+
+// BenchmarkBootToSSH measures QEMU start to the first SSH session of one
+// cell, kernel and rootfs cached (go test ./lab -run '^$' -bench Boot).
+func BenchmarkBootToSSH(b *testing.B) {
+	bk, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := cell.Cell{Variant: cell.Platform, Role: cell.Realm, Userspace: cell.Forky}
+	ctx := context.Background()
+	if err := bk.Prepare(ctx, []cell.Cell{c}); err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for b.Loop() {
+		inst, err := bk.Start(ctx, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += inst.(*Instance).BootToSSH
+		inst.Close()
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ssh")
+}
