@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cca-testbed/internal/flock"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,10 +31,6 @@ const ManifestName = "manifest.json"
 // before Open sweeps it. A younger one may belong to a build that is still
 // running in another process.
 const staleAfter = 24 * time.Hour
-
-// lockPoll is how often a waiting Get retries the entry lock. flock(2)
-// cannot be interrupted by a context, so waiting is a non-blocking retry.
-const lockPoll = 100 * time.Millisecond
 
 // tmpPrefix starts the name of every temporary build directory.
 const tmpPrefix = ".tmp-"
@@ -241,38 +238,16 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// lock takes an exclusive flock on path, waiting until it is free or ctx
-// ends. The lock file stays (removing it would race with a waiter).
+// lock takes the entry's exclusive flock, waiting until it is free or ctx
+// ends.
 func (c *Cache) lock(ctx context.Context, path, kind, key string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err = flock.Lock(ctx, path, func() {
+		c.logger().Info("cache: waiting for another build", "kind", kind, "key", key)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("cache lock: %w", err)
+		return nil, fmt.Errorf("cache %s/%s: %w", kind, key, err)
 	}
-	waited := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("cache lock %s: %w", path, err)
-		}
-		if !waited {
-			waited = true
-			c.logger().Info("cache: waiting for another build", "kind", kind, "key", key)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("cache: waiting for %s/%s: %w", kind, key, ctx.Err())
-		case <-time.After(lockPoll):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return unlock, nil
 }
 
 func (c *Cache) logger() *slog.Logger {

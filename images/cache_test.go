@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cca-testbed/internal/flock"
 	"context"
 	"errors"
 	"fmt"
@@ -244,7 +245,7 @@ func TestGetConcurrentWaiters(t *testing.T) {
 		})
 	}
 	<-started
-	time.Sleep(3 * lockPoll) // let the others queue on the lock
+	time.Sleep(3 * flock.Poll) // let the others queue on the lock
 	close(release)
 	wg.Wait()
 	for i := range n {
@@ -278,7 +279,7 @@ func TestGetWaitHonoursContext(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	ctx, cancel := context.WithTimeout(context.Background(), 3*lockPoll)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*flock.Poll)
 	defer cancel()
 	_, err := c.Get(ctx, "thing", "k", func(context.Context, string) error { return nil })
 	if !errors.Is(err, context.DeadlineExceeded) {
