@@ -51,6 +51,9 @@ type backend struct {
 	Instant         bool // no progress lines: cells take microseconds
 	// prepare builds what cells need before the first boot (may be nil).
 	prepare func(ctx context.Context, cells []cell.Cell) error
+	// progress is shared by the backend's phases and the runner's, so
+	// every line counts from the same start.
+	progress *progress.Writer
 }
 
 func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backend, error) {
@@ -100,7 +103,7 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	}
 	// Two VMs with one vCPU each nearly double throughput on two cores
 	// (DESIGN.md: 8.2-8.6 s each side by side, 7.2 s alone).
-	return &backend{Backend: lb, DefaultParallel: 2, prepare: func(ctx context.Context, cells []cell.Cell) error {
+	return &backend{Backend: lb, DefaultParallel: 2, progress: pw, prepare: func(ctx context.Context, cells []cell.Cell) error {
 		defer pw.Done()
 		return lb.Prepare(ctx, cells)
 	}}, nil

@@ -167,7 +167,10 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if par == 0 {
 		par = b.DefaultParallel
 	}
-	pw := progress.New(stderr)
+	pw := b.progress
+	if pw == nil {
+		pw = progress.New(stderr)
+	}
 	opts := matrix.Options{Parallel: par, Expectations: exp}
 	if !b.Instant { // an emulated matrix ends before progress could help
 		opts.Progress = func(c cell.Cell, phase string, _ time.Duration) { pw.Phase(c.String(), phase) }
