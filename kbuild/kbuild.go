@@ -26,6 +26,7 @@ package kbuild
 
 import (
 	"bytes"
+	"cca-testbed/internal/flock"
 	"context"
 	"errors"
 	"fmt"
@@ -294,7 +295,8 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	if err := os.MkdirAll(b.workDir(), 0o700); err != nil {
 		return err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(b.workDir(), "build.lock"), b.log)
+	lockPath := filepath.Join(b.workDir(), "build.lock")
+	unlock, err := flock.Lock(ctx, lockPath, func() { b.log.Info("kbuild: waiting for another kernel build", "lock", lockPath) })
 	if err != nil {
 		return err
 	}
@@ -717,41 +719,4 @@ func lastLines(out []byte, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// lockPoll is how often a waiting build retries the build directory lock.
-const lockPoll = 200 * time.Millisecond
-
-// lockFile takes an exclusive flock on p, waiting until it is free or ctx
-// ends (flock cannot be interrupted, so it polls without blocking).
-func lockFile(ctx context.Context, p string, log *slog.Logger) (func(), error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("kbuild lock: %w", err)
-	}
-	waited := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("kbuild lock %s: %w", p, err)
-		}
-		if !waited {
-			waited = true
-			log.Info("kbuild: waiting for another kernel build", "lock", p)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("kbuild: waiting for %s: %w", p, ctx.Err())
-		case <-time.After(lockPoll):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
