@@ -417,6 +417,10 @@ func (i *Instance) finishReproduce() error {
 	return os.WriteFile(p, []byte(head+"\n"+recreate+rest), 0o700)
 }
 
+// HostAlias is the cell's name in the written ssh_config ("faux_realm",
+// "faux_realm-trixie"): OpenSSH host aliases take no '/' or '@'.
+func HostAlias(c cell.Cell) string { return strings.ReplaceAll(c.FileName(), "@", "-") }
+
 // SSHConfigName is the OpenSSH client config written into the run dir:
 // `ssh -F <dir>/ssh_config <cell>` reaches the guest with the pinned key.
 const SSHConfigName = "ssh_config"
@@ -438,7 +442,7 @@ func (i *Instance) writeSSHConfig(keyPath string) error {
 	if err != nil {
 		return err
 	}
-	err = guest.WriteOpenSSHConfig(f, i.cell.FileName(), i.sshCfg, keyPath, known)
+	err = guest.WriteOpenSSHConfig(f, HostAlias(i.cell), i.sshCfg, keyPath, known)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -83,7 +83,7 @@ func TestFidelity(t *testing.T) {
 	before := tempDirs()
 	defer leftovers(t, before)
 	b := newBackend(t, Options{})
-	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm")}
+	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm"), mustCell(t, "platform/host-da")}
 	ctx := context.Background()
 	if err := b.Prepare(ctx, cells); err != nil {
 		t.Fatal(err)
@@ -245,4 +245,12 @@ func BenchmarkBootToSSH(b *testing.B) {
 		inst.Close()
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ssh")
+}
+
+func TestHostAlias(t *testing.T) {
+	for in, want := range map[string]string{"faux/realm": "faux_realm", "platform/realm@trixie": "platform_realm-trixie"} {
+		if got := HostAlias(mustCell(t, in)); got != want {
+			t.Errorf("HostAlias(%s) = %q, want %q", in, got, want)
+		}
+	}
 }

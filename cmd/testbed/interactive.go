@@ -77,7 +77,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.Remove(state)
 	fmt.Fprintf(stdout, "%s is up (SSH after %.1fs). Reach it with:\n  testbed ssh %s\n  ssh -F %s %s\nconsole: %s\nCtrl-C stops it.\n",
-		c, li.BootToSSH.Seconds(), c, filepath.Join(li.Dir(), lab.SSHConfigName), c.FileName(), li.VM().Console())
+		c, li.BootToSSH.Seconds(), c, filepath.Join(li.Dir(), lab.SSHConfigName), lab.HostAlias(c), li.VM().Console())
 	select {
 	case <-ctx.Done():
 		fmt.Fprintf(stdout, "stopping %s\n", c)

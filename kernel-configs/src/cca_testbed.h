@@ -30,7 +30,7 @@
  * @da: @rmi and bit 42 of RMI_FEATURES(0)
  * @rsi: RSI_VERSION(1.0) returned RSI SUCCESS (x0 == 0)
  * @rmi_version: raw x0 of RMI_VERSION
- * @rmi_features0: raw x0 of RMI_FEATURES(0)
+ * @rmi_features0: feature register 0 (x1 of RMI_FEATURES(0))
  * @rsi_version: raw x0 of RSI_VERSION
  */
 struct cca_testbed_fw {

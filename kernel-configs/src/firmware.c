@@ -184,10 +184,11 @@ static int __init cca_testbed_init(void)
 	pr_info("RMI_VERSION(%#lx) x0=%#lx: RMI %s\n", CCA_ABI_1_0, res.a0,
 		fw.rmi ? "present" : "absent");
 
+	/* x0 is the status, x1 the feature register (RMM spec, Linux rmi_features()). */
 	fw_call(CCA_RMI_FEATURES, 0, &res);
-	fw.rmi_features0 = res.a0;
-	fw.da = fw.rmi && (res.a0 & CCA_RMI_FEATURE0_DA);
-	pr_info("RMI_FEATURES(0) x0=%#lx: DA %s\n", res.a0,
+	fw.rmi_features0 = res.a1;
+	fw.da = fw.rmi && res.a0 == 0 && (res.a1 & CCA_RMI_FEATURE0_DA);
+	pr_info("RMI_FEATURES(0) x0=%#lx x1=%#lx: DA %s\n", res.a0, res.a1,
 		fw.da ? "yes" : "no");
 
 	fw_call(CCA_RSI_VERSION, CCA_ABI_1_0, &res);
