@@ -13,6 +13,7 @@ package lab
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,11 @@ type Options struct {
 	// 3 minutes scaled by qemu.Scale (TCG boots take 7-10 s, more when two
 	// run on two cores beside a build).
 	BootTimeout time.Duration
+	// Resume (with RunDir) keeps each cell's overlay with a snapshot of
+	// the booted guest (QMP savevm) and, next time, starts from it with
+	// -loadvm instead of booting: re-entry in about a second. Only for
+	// the virt machine: realm guests cannot be migrated.
+	Resume bool
 	// ExtraCmdline is appended to the kernel command line (fault tests).
 	ExtraCmdline string
 	// Logger receives lifecycle records; nil discards.
@@ -244,12 +250,18 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 		cmdline += " " + b.opts.ExtraCmdline
 	}
 
-	inst := &Instance{cell: c, keep: b.opts.RunDir != "",
+	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume(),
 		meta: snapshot.Meta{Backend: "qemu", Conduit: conduit, Userspace: string(c.Userspace), Kernel: k.Release}}
+	// What a saved snapshot must have been booted from to be resumed.
+	want := resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}
+	resumed := false
 	if inst.keep {
 		inst.dir = filepath.Join(b.opts.RunDir, c.FileName())
-		if err := os.RemoveAll(inst.dir); err != nil {
-			return nil, err
+		resumed = inst.keepOverlay && readResume(inst.dir) == want
+		if !resumed {
+			if err := os.RemoveAll(inst.dir); err != nil {
+				return nil, err
+			}
 		}
 		if err := os.MkdirAll(inst.dir, 0o700); err != nil {
 			return nil, err
@@ -259,13 +271,20 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	}
 	defer func() {
 		if err != nil {
+			if resumed { // do not resume from a snapshot that just failed
+				_ = os.Remove(filepath.Join(inst.dir, resumeFile))
+			}
 			err = errors.Join(err, inst.Close())
 		}
 	}()
 
 	b.progress(name, "boot")
-	overlay, err := images.Overlay(ctx, rootfs.Disk, inst.dir)
-	if err != nil {
+	overlay := filepath.Join(inst.dir, images.OverlayName)
+	loadvm := ""
+	if resumed {
+		loadvm = savedTag
+		b.progress(name, "resume from the saved boot")
+	} else if overlay, err = images.Overlay(ctx, rootfs.Disk, inst.dir); err != nil {
 		return nil, err
 	}
 	inst.overlay, inst.base, inst.hostKey = overlay, rootfs.Disk, rootfs.HostKey
@@ -280,7 +299,8 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 			{Path: overlay, Format: "qcow2"},
 			{Path: k.ModulesDisk, Format: "raw", ReadOnly: true},
 		},
-		Dir: inst.dir,
+		Dir:    inst.dir,
+		LoadVM: loadvm,
 	}, qemu.Options{Logger: b.opts.Logger, Name: name})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -305,10 +325,22 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	if err := inst.writeSSHConfig(rootfs.ClientKeyPath); err != nil {
 		return nil, err
 	}
+	if inst.keepOverlay && !resumed {
+		// Settle first so the saved guest has finished booting.
+		if _, err := inst.ssh.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
+			return nil, fmt.Errorf("%s: waiting for boot before saving it: %w", name, err)
+		}
+		if err := inst.vm.SaveVM(ctx, savedTag); err != nil {
+			return nil, fmt.Errorf("%s: saving the booted guest: %w", name, err)
+		}
+		if err := writeResume(inst.dir, want); err != nil {
+			return nil, err
+		}
+	}
 	if err := inst.ssh.Upload(ctx, HelperPath, helper, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: installing the snapshot helper: %w", name, err)
 	}
-	b.progress(name, "snapshot")
+	b.progress(name, "ready")
 	return inst, nil
 }
 
@@ -318,6 +350,7 @@ type Instance struct {
 	dir           string
 	keep          bool
 	overlay, base string
+	keepOverlay   bool // the overlay holds a resumable saved boot
 	vm            *qemu.VM
 	ssh           *guest.SSH
 	sshCfg        guest.SSHConfig
@@ -373,7 +406,7 @@ func (i *Instance) Close() error {
 			}
 			cancel()
 		}
-		if i.overlay != "" {
+		if i.overlay != "" && !(i.keepOverlay && i.keep) {
 			if err := os.Remove(i.overlay); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = multierror.Append(errs, err)
 			}
@@ -447,4 +480,37 @@ func (i *Instance) writeSSHConfig(keyPath string) error {
 		err = cerr
 	}
 	return err
+}
+
+// savedTag names the internal qcow2 snapshot of a booted guest.
+const savedTag = "booted"
+
+// resumeState records what a saved boot was booted from; any change (a
+// rebuilt kernel or rootfs, another command line) means booting afresh.
+type resumeState struct{ Image, Modules, Rootfs, Cmdline string }
+
+const resumeFile = "resume.json"
+
+func (b *Backend) canResume() bool {
+	return b.opts.Resume && b.opts.RunDir != "" && b.opts.Machine == qemu.ProfileVirt
+}
+
+func readResume(dir string) resumeState {
+	var st resumeState
+	data, err := os.ReadFile(filepath.Join(dir, resumeFile))
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		return resumeState{}
+	}
+	if _, err := os.Stat(filepath.Join(dir, images.OverlayName)); err != nil {
+		return resumeState{}
+	}
+	return st
+}
+
+func writeResume(dir string, st resumeState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, resumeFile), data, 0o600)
 }

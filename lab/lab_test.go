@@ -254,3 +254,37 @@ func TestHostAlias(t *testing.T) {
 		}
 	}
 }
+
+// TestResume: a kept cell saves its booted guest once and later starts
+// from it with -loadvm, faster than a boot and just as usable.
+func TestResume(t *testing.T) {
+	defer leftovers(t, tempDirs())
+	c := mustCell(t, "platform/plain")
+	b := newBackend(t, Options{RunDir: t.TempDir(), Resume: true})
+	ctx := context.Background()
+	first, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := first.(*Instance).BootToSSH
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	resumed := again.(*Instance).BootToSSH
+	t.Logf("boot to SSH %s, resumed %s", fresh, resumed)
+	if resumed >= fresh {
+		t.Errorf("resume took %s, a fresh boot %s: the saved boot was not used", resumed, fresh)
+	}
+	s, err := matrix.Snapshot(ctx, again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Lookup(snapshot.KindCVM, "systemd-detect-virt"); v != "none" {
+		t.Errorf("resumed plain guest: systemd-detect-virt = %q, want none", v)
+	}
+}

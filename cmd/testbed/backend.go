@@ -32,6 +32,8 @@ type backendOptions struct {
 	verbose     bool
 	// runDir keeps each qemu cell's run directory (set by --out).
 	runDir string
+	// resume starts kept cells from their saved boot (testbed boot).
+	resume bool
 }
 
 func (o *backendOptions) register(fs *flag.FlagSet) {
@@ -92,7 +94,7 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	c.Log = logger
 	lb, err := lab.New(lab.Options{
 		Cache: c, FirmwareProfile: o.profile, Machine: o.machine, Firmware: o.firmware,
-		RunDir: o.runDir, BootTimeout: o.bootTimeout, Logger: logger,
+		RunDir: o.runDir, Resume: o.resume, BootTimeout: o.bootTimeout, Logger: logger,
 		Progress: pw.Phase,
 	})
 	if errors.Is(err, qemu.ErrFirmware) {

@@ -46,6 +46,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sel.register(fs)
 	var bo backendOptions
 	bo.register(fs)
+	fresh := fs.Bool("fresh", false, "boot afresh instead of resuming the saved boot of an earlier testbed boot")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +55,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	bo.name = "qemu"
+	bo.resume = !*fresh
 	if bo.runDir, err = runsDir(bo.cache); err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var s session
 	b, err := os.ReadFile(filepath.Join(dir, c.FileName(), sessionFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return usagef("ssh: %s is not booted: run testbed boot %s first (in another terminal)", c, c)
+		return usagef("ssh: %s is not running: start it with testbed boot %s in another terminal (after its first boot it resumes in about a second)", c, c)
 	}
 	if err != nil {
 		return err
