@@ -74,13 +74,9 @@ func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backen
 }
 
 func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
-	dir := o.cache
-	if dir == "" {
-		d, err := images.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		dir = d
+	dir, err := cacheDir(o.cache)
+	if err != nil {
+		return nil, err
 	}
 	c, err := images.Open(dir)
 	if err != nil {
@@ -149,4 +145,12 @@ func (i *emulatedInstance) Guest() guest.Guest { return i.g }
 func (i *emulatedInstance) Close() error       { return nil }
 func (i *emulatedInstance) Meta() snapshot.Meta {
 	return snapshot.Meta{Backend: "emulated", Conduit: "emulated-rmi:" + i.profile, Userspace: string(i.userspace), Kernel: emulated.Kernel}
+}
+
+// cacheDir is --cache, or the default cache directory.
+func cacheDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	return images.DefaultDir()
 }

@@ -11,7 +11,6 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/guest"
-	"cca-testbed/images"
 	"cca-testbed/lab"
 )
 
@@ -29,15 +28,8 @@ const sessionFile = "session.json"
 
 // runsDir is where `testbed boot` keeps each cell's run directory.
 func runsDir(cacheFlag string) (string, error) {
-	dir := cacheFlag
-	if dir == "" {
-		d, err := images.DefaultDir()
-		if err != nil {
-			return "", err
-		}
-		dir = d
-	}
-	return filepath.Join(dir, "run"), nil
+	dir, err := cacheDir(cacheFlag)
+	return filepath.Join(dir, "run"), err
 }
 
 func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
