@@ -114,6 +114,15 @@ func New(opts Options) (*Backend, error) {
 		}
 		opts.RepoRoot = root
 	}
+	if opts.RunDir != "" {
+		// Run directories end up in ssh_config and reproduce.sh, which
+		// must work from any directory.
+		abs, err := filepath.Abs(opts.RunDir)
+		if err != nil {
+			return nil, err
+		}
+		opts.RunDir = abs
+	}
 	opts.Machine = cmp.Or(opts.Machine, qemu.ProfileVirt)
 	if opts.Machine == qemu.ProfileRME {
 		if err := qemu.CheckFirmware(opts.Firmware); err != nil {

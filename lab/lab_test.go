@@ -247,6 +247,13 @@ func BenchmarkBootToSSH(b *testing.B) {
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-ssh")
 }
 
+func TestRunDirMadeAbsolute(t *testing.T) {
+	b := newBackend(t, Options{RunDir: "results/cells"})
+	if !filepath.IsAbs(b.opts.RunDir) {
+		t.Fatalf("RunDir %q is relative; ssh_config needs absolute paths", b.opts.RunDir)
+	}
+}
+
 func TestHostAlias(t *testing.T) {
 	for in, want := range map[string]string{"faux/realm": "faux_realm", "platform/realm@trixie": "platform_realm-trixie"} {
 		if got := HostAlias(mustCell(t, in)); got != want {
