@@ -11,7 +11,6 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/checks"
-	"cca-testbed/guest"
 	"cca-testbed/matrix"
 	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
@@ -19,34 +18,19 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.snap from the model")
 
-// instance adapts a System to matrix.Instance so the test reads it exactly
-// as `testbed matrix --backend emulated` does.
-type instance struct{ g guest.Guest }
-
-func (i instance) Guest() guest.Guest { return i.g }
-func (i instance) Close() error       { return nil }
-func (i instance) Meta() snapshot.Meta {
-	return snapshot.Meta{Backend: "emulated", Conduit: "emulated-rmi"}
-}
-
-func model(t testing.TB, c cell.Cell) (*System, *snapshot.Snapshot) {
+// model reads cell c exactly as `testbed matrix --backend emulated` does.
+func model(t testing.TB, c cell.Cell) *snapshot.Snapshot {
 	t.Helper()
-	p, err := rmi.LookupProfile(c.Role.FirmwareProfile())
+	inst, err := Backend{}.Start(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := rmi.Probe(rmi.New(p))
-	sys, err := New(c, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := matrix.Snapshot(context.Background(), instance{guest.NewEmulated(sys.FS(), sys.Run)})
+	s, err := matrix.Snapshot(context.Background(), inst)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Meta.Cell = c.String()
-	s.Meta.Userspace = string(c.Userspace)
-	return sys, s
+	return s
 }
 
 // TestGolden keeps one reviewed snapshot per cell: what real boots are
@@ -54,7 +38,7 @@ func model(t testing.TB, c cell.Cell) (*System, *snapshot.Snapshot) {
 func TestGolden(t *testing.T) {
 	for _, c := range cell.Matrix() {
 		t.Run(c.String(), func(t *testing.T) {
-			_, s := model(t, c)
+			s := model(t, c)
 			got := s.Text()
 			file := filepath.Join("testdata", c.FileName()+".snap")
 			if *update {
@@ -127,7 +111,7 @@ func TestKernelFacts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, s := model(t, c)
+			s := model(t, c)
 			text := s.Text()
 			for _, f := range tt.has {
 				if !strings.Contains(text, "\n"+f+"\n") {
@@ -148,7 +132,7 @@ func TestKernelFacts(t *testing.T) {
 func TestExpectations(t *testing.T) {
 	exp := checks.Default()
 	for _, c := range cell.Matrix() {
-		_, s := model(t, c)
+		s := model(t, c)
 		for _, r := range checks.Run(c.String(), s, exp) {
 			if r.Status != checks.Pass && r.Status != checks.XFail {
 				t.Errorf("%s %s: measured %q, expected %q (%s)", c, r.Check, r.Measured, r.Expected, r.Status)
@@ -158,7 +142,10 @@ func TestExpectations(t *testing.T) {
 }
 
 func TestRunUnknownCommand(t *testing.T) {
-	sys, _ := model(t, cell.Cell{Variant: cell.Platform, Role: cell.Plain, Userspace: cell.Forky})
+	sys, err := New(cell.Cell{Variant: cell.Platform, Role: cell.Plain, Userspace: cell.Forky}, rmi.Decisions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := sys.Run(context.Background(), []string{"rm", "-rf", "/"}); err == nil || !strings.Contains(err.Error(), "cannot run") {
 		t.Fatalf("err = %v, want a not-supported error", err)
 	}
@@ -171,7 +158,7 @@ func BenchmarkMatrix(b *testing.B) {
 	exp := checks.Default()
 	for b.Loop() {
 		for _, c := range cells {
-			_, s := model(b, c)
+			s := model(b, c)
 			checks.Run(c.String(), s, exp)
 		}
 	}

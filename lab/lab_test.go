@@ -13,10 +13,8 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
-	"cca-testbed/guest"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
-	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
 )
 
@@ -98,16 +96,11 @@ func TestFidelity(t *testing.T) {
 				t.Errorf("%s %s: %s, measured %q, expected %q", r.Name, res.Check, res.Status, res.Measured, res.Expected)
 			}
 		}
-		p, err := rmi.LookupProfile(r.Cell.Role.FirmwareProfile())
+		inst, err := emulated.Backend{}.Start(ctx, r.Cell)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, _ := rmi.Probe(rmi.New(p))
-		sys, err := emulated.New(r.Cell, d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		model, err := matrix.Snapshot(ctx, emulatedInstance{guest.NewEmulated(sys.FS(), sys.Run)})
+		model, err := matrix.Snapshot(ctx, inst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,12 +112,6 @@ func TestFidelity(t *testing.T) {
 		}
 	}
 }
-
-type emulatedInstance struct{ g guest.Guest }
-
-func (i emulatedInstance) Guest() guest.Guest  { return i.g }
-func (i emulatedInstance) Meta() snapshot.Meta { return snapshot.Meta{} }
-func (i emulatedInstance) Close() error        { return nil }
 
 // TestFaults: each way a boot or a session can go wrong ends in a clear
 // error, promptly, with no QEMU process or run directory left behind.

@@ -4,21 +4,18 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"cca-testbed/cell"
 	"cca-testbed/emulated"
-	"cca-testbed/guest"
 	"cca-testbed/images"
 	"cca-testbed/internal/progress"
 	"cca-testbed/lab"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
-	"cca-testbed/snapshot"
 )
 
 // backendOptions are the flags every command that brings cells up shares.
@@ -66,7 +63,7 @@ func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backen
 	}
 	switch o.name {
 	case "emulated":
-		return &backend{Backend: emulatedBackend{profile: o.profile}, DefaultParallel: 4, Instant: true}, nil
+		return &backend{Backend: emulated.Backend{Profile: o.profile}, DefaultParallel: 4, Instant: true}, nil
 	case "qemu":
 		return o.qemuBackend(stderr)
 	}
@@ -105,46 +102,6 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 		defer pw.Done()
 		return lb.Prepare(ctx, cells)
 	}}, nil
-}
-
-// profileFor is the firmware profile a cell boots with.
-func profileFor(c cell.Cell, override string) (rmi.Profile, error) {
-	name := c.Role.FirmwareProfile()
-	if override != "" {
-		name = override
-	}
-	return rmi.LookupProfile(name)
-}
-
-// emulatedBackend models each cell in process: the rmi model answers the
-// firmware calls and the emulated driver core builds /sys from them.
-type emulatedBackend struct{ profile string }
-
-func (emulatedBackend) Name() string { return "emulated" }
-
-func (b emulatedBackend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error) {
-	p, err := profileFor(c, b.profile)
-	if err != nil {
-		return nil, err
-	}
-	d, _ := rmi.Probe(rmi.New(p))
-	sys, err := emulated.New(c, d)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c, err)
-	}
-	return &emulatedInstance{g: guest.NewEmulated(sys.FS(), sys.Run), profile: p.Name, userspace: c.Userspace}, nil
-}
-
-type emulatedInstance struct {
-	g         *guest.Emulated
-	profile   string
-	userspace cell.Userspace
-}
-
-func (i *emulatedInstance) Guest() guest.Guest { return i.g }
-func (i *emulatedInstance) Close() error       { return nil }
-func (i *emulatedInstance) Meta() snapshot.Meta {
-	return snapshot.Meta{Backend: "emulated", Conduit: "emulated-rmi:" + i.profile, Userspace: string(i.userspace), Kernel: emulated.Kernel}
 }
 
 // cacheDir is --cache, or the default cache directory.

@@ -9,6 +9,7 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/checks"
+	"cca-testbed/emulated"
 	"cca-testbed/lab"
 	"cca-testbed/matrix"
 )
@@ -31,7 +32,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cells := cell.Matrix()
-	emu := &backend{Backend: emulatedBackend{}}
+	emu := &backend{Backend: emulated.Backend{}}
 	var times []time.Duration
 	for range max(*runs, 1) {
 		start := time.Now()

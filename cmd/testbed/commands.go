@@ -16,6 +16,7 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/checks"
+	"cca-testbed/emulated"
 	"cca-testbed/internal/progress"
 	"cca-testbed/matrix"
 	"cca-testbed/report"
@@ -414,7 +415,7 @@ func runFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // how many there were. Cells without a snapshot (infrastructure errors)
 // are reported, not compared.
 func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error) {
-	emu := &backend{Backend: emulatedBackend{}}
+	emu := &backend{Backend: emulated.Backend{}}
 	total := 0
 	for _, c := range rep.Cells {
 		if c.Snapshot == nil {
