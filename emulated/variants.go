@@ -3,6 +3,7 @@ package emulated
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"cca-testbed/cell"
 	"cca-testbed/kmod"
@@ -68,7 +69,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 	faux := c.busRegister(&bus{name: "faux"}) // faux_bus_type has no uevent callback
 	aux := c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
 		// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
-		return []string{"MODALIAS=auxiliary:" + d.name[:lastDot(d.name)]}
+		return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 	}})
 	c.classRegister("tsm")
 	// faux_driver is built in and binds every faux device at creation.
@@ -120,8 +121,8 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 	case cell.SMCCCBus:
 		sb := c.busRegister(&bus{
 			name:     "arm_smccc",
-			uevent:   func(d *device) []string { return []string{"MODALIAS=arm_smccc:" + d.name[:lastDash(d.name)]} },
-			modalias: func(d *device) string { return "arm_smccc:" + d.name[:lastDash(d.name)] },
+			uevent:   func(d *device) []string { return []string{"MODALIAS=arm_smccc:" + beforeLast(d.name, '-')} },
+			modalias: func(d *device) string { return "arm_smccc:" + beforeLast(d.name, '-') },
 		})
 		hostBus, guestBus, hostID, guestID = sb, sb, "arm-rmi", "arm-rsi"
 		smccc := c.deviceAdd(platform, "arm-smccc", nil, "devices/platform")
@@ -191,22 +192,18 @@ func idMatch(b *bus, id string) func(*device) bool {
 	return func(d *device) bool {
 		switch b.name {
 		case "auxiliary":
-			return d.name[:lastDot(d.name)] == id
+			return beforeLast(d.name, '.') == id
 		case "arm_smccc":
-			return d.name[:lastDash(d.name)] == id
+			return beforeLast(d.name, '-') == id
 		}
 		return d.name == id
 	}
 }
 
-func lastDot(s string) int  { return lastOf(s, '.') }
-func lastDash(s string) int { return lastOf(s, '-') }
-
-func lastOf(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
+// beforeLast is s up to the last c ("arm-rmi-0" → "arm-rmi"), or s.
+func beforeLast(s string, c byte) string {
+	if i := strings.LastIndexByte(s, c); i >= 0 {
+		return s[:i]
 	}
-	return len(s)
+	return s
 }
