@@ -131,6 +131,19 @@ func TestDialSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("silent connection dropped after the banner wait", func(t *testing.T) {
+		// A connection made before the guest's NIC was up stays silent
+		// (its SYN was lost); waiting out DialTimeout (a minute here,
+		// beyond dial's 10 s) would fail the test.
+		f := newFixture(t)
+		f.srv.Stall.Store(2)
+		f.cfg.DialTimeout = time.Minute
+		g := dial(t, f.cfg)
+		if _, err := g.Run(context.Background(), "true"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 		defer cancel()
