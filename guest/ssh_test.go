@@ -144,6 +144,19 @@ func TestDialSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("slow banner waited for once the guest has answered", func(t *testing.T) {
+		// A refusal proves the guest's network is up; the next connection
+		// is queued for a busy sshd and must not be dropped at 1 s.
+		f := newFixture(t)
+		f.srv.Refuse.Store(1)
+		f.srv.BannerDelay.Store(int64(1500 * time.Millisecond))
+		f.cfg.DialTimeout = 5 * time.Second
+		dial(t, f.cfg)
+		if n := f.srv.Accepted(); n != 2 {
+			t.Fatalf("server accepted %d connections, want 2 (refused, then served)", n)
+		}
+	})
+
 	t.Run("deadline", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 		defer cancel()

@@ -30,10 +30,13 @@ type SSHServer struct {
 	Addr    string
 	HostKey ssh.Signer // what it presents
 
-	Refuse  atomic.Int32 // close this many connections at once (handshake EOF)
-	Stall   atomic.Int32 // hold this many connections open and silent
-	Signals atomic.Int32 // "signal" requests received
-	PtyReqs atomic.Int32 // "pty-req" requests received (no pty is made)
+	Refuse atomic.Int32 // close this many connections at once (handshake EOF)
+	Stall  atomic.Int32 // hold this many connections open and silent
+	// BannerDelay (nanoseconds) holds each served connection this long
+	// before the handshake, like an sshd busy in a booting guest.
+	BannerDelay atomic.Int64
+	Signals     atomic.Int32 // "signal" requests received
+	PtyReqs     atomic.Int32 // "pty-req" requests received (no pty is made)
 
 	ln    net.Listener
 	mu    sync.Mutex
@@ -107,12 +110,20 @@ func StartSSHServer(t testing.TB, addr string, hostKey ssh.Signer, clientKey ssh
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
+				time.Sleep(time.Duration(s.BannerDelay.Load()))
 				s.serveConn(c, cfg)
 			}()
 		}
 	}()
 	t.Cleanup(s.stop)
 	return s
+}
+
+// Accepted is the number of connections accepted so far.
+func (s *SSHServer) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 func (s *SSHServer) stop() {
