@@ -106,10 +106,17 @@ func TestRecipeContents(t *testing.T) {
 			t.Errorf("%s lacks %s", ModulesDiskUnit, want)
 		}
 	}
+	// sshd starts with sysinit, not after it (sshd-keygen would order it
+	// after sysinit.target).
+	for _, want := range []string{"sysinit.target.wants/ssh.service", "sshd-keygen.service", "ExecStartPre=\n", "Nice=-15"} {
+		if !strings.Contains(r.render(), want) {
+			t.Errorf("recipe lacks %q", want)
+		}
+	}
 	if got := files["etc/fstab"].content; got != "/dev/vda / ext4 rw 0 1\n" {
 		t.Errorf("fstab = %q", got)
 	}
-	for _, want := range []string{"PermitRootLogin prohibit-password", "PasswordAuthentication no", "UseDNS no"} {
+	for _, want := range []string{"PermitRootLogin prohibit-password", "PasswordAuthentication no", "UsePAM no", "UseDNS no"} {
 		if !strings.Contains(sshdConfig, want) {
 			t.Errorf("sshd config lacks %s", want)
 		}
