@@ -195,13 +195,13 @@ var maskedUnits = []string{
 }
 
 // maskedGenerators find nothing to do in this VM (no EFI, GPT, hibernation,
-// kernel-command-line units or system update) but are each a fork and exec
-// before PID 1 loads its first unit. fstab and getty stay: their output is
-// used.
+// sshd on vsock or AF_UNIX, or system update) but are each a fork and exec
+// before PID 1 loads its first unit. fstab and getty stay (their output is
+// used), and so do debug and run: they give systemd.mask=, systemd.wants=
+// and systemd.run= on the kernel command line their meaning.
 var maskedGenerators = []string{
-	"systemd-debug-generator", "systemd-factory-reset-generator",
-	"systemd-gpt-auto-generator", "systemd-hibernate-resume-generator",
-	"systemd-run-generator", "systemd-ssh-generator",
+	"systemd-factory-reset-generator", "systemd-gpt-auto-generator",
+	"systemd-hibernate-resume-generator", "systemd-ssh-generator",
 	"systemd-system-update-generator",
 }
 

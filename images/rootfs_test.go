@@ -113,6 +113,11 @@ func TestRecipeContents(t *testing.T) {
 			t.Errorf("recipe lacks %q", want)
 		}
 	}
+	// The kernel command line's systemd.mask= (the fault tests use it)
+	// needs the debug generator.
+	if slices.Contains(maskedGenerators, "systemd-debug-generator") {
+		t.Error("systemd-debug-generator is masked: systemd.mask= on the kernel command line would do nothing")
+	}
 	if got := files["etc/fstab"].content; got != "/dev/vda / ext4 rw 0 1\n" {
 		t.Errorf("fstab = %q", got)
 	}

@@ -140,7 +140,10 @@ func TestFaults(t *testing.T) {
 	t.Run("sshd never starts", func(t *testing.T) {
 		defer leftovers(t, tempDirs())
 		b := newBackend(t, Options{ExtraCmdline: "systemd.mask=ssh.socket systemd.mask=ssh.service", BootTimeout: 40 * time.Second})
-		_, err := b.Start(ctx, c)
+		inst, err := b.Start(ctx, c)
+		if err == nil {
+			inst.Close() // leave nothing running for the tests after this one
+		}
 		if err == nil || !strings.Contains(err.Error(), "no SSH") {
 			t.Fatalf("err = %v, want no SSH with the console's last lines", err)
 		}

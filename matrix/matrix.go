@@ -147,7 +147,7 @@ func RunCell(ctx context.Context, b Backend, c cell.Cell, exp *checks.Expectatio
 // own systemd says.
 func Snapshot(ctx context.Context, inst Instance) (*snapshot.Snapshot, error) {
 	g := inst.Guest()
-	// sshd is socket-activated early, so SSH can answer before systemd has
+	// sshd starts with sysinit, so SSH can answer before systemd has
 	// triggered udev or reached multi-user.target: wait for the boot to
 	// finish ("degraded" exits 1 and is fine: a failed unit not under test).
 	if _, err := g.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
