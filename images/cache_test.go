@@ -545,3 +545,62 @@ func TestGetTwoProcesses(t *testing.T) {
 		t.Errorf("log ops = %s, want build,hit (one process built, the other waited)", got)
 	}
 }
+
+func TestPrune(t *testing.T) {
+	c := openTemp(t)
+	var calls atomic.Int32
+	get := func(kind, key string) string {
+		t.Helper()
+		dir, err := c.Get(context.Background(), kind, key, fakeBuild(&calls, map[string]string{"a": "12345"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	old := time.Now().Add(-DefaultUnusedFor - time.Hour)
+	age := func(p string) {
+		t.Helper()
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, busy, used, fresh := get("rootfs", "forky-1"), get("rootfs", "forky-2"), get("kernel", "faux-1"), get("kernel", "faux-2")
+	for _, p := range []string{stale, busy, used} {
+		age(p)
+	}
+	get("kernel", "faux-1") // a hit counts as a use
+	tree := filepath.Join(c.Dir, "kbuild", "tree")
+	if err := os.MkdirAll(tree, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	age(tree)
+	unlock, err := flock.Lock(context.Background(), busy+".lock", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := c.Prune(DefaultUnusedFor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Kind != "rootfs" || got[0].Key != "forky-1" || got[0].Bytes != 5 || !got[0].LastUsed.Equal(old) {
+		t.Fatalf("pruned %+v, want only rootfs/forky-1 (5 bytes, last used %v)", got, old)
+	}
+	for p, want := range map[string]bool{stale: false, stale + ".lock": true, busy: true, used: true, fresh: true, tree: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", p, err == nil, want)
+		}
+	}
+	if o := ops(t, c); o[len(o)-1] != "prune" {
+		t.Errorf("last cache.log op %q, want prune", o[len(o)-1])
+	}
+
+	// Open prunes with the default age once the entry is free.
+	unlock()
+	if _, err := Open(c.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(busy); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open left the stale entry %s (stat: %v)", busy, err)
+	}
+}
