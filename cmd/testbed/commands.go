@@ -17,6 +17,7 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
+	"cca-testbed/images"
 	"cca-testbed/internal/progress"
 	"cca-testbed/matrix"
 	"cca-testbed/report"
@@ -385,6 +386,37 @@ func runChanges(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "no changes between %s and %s\n", fs.Arg(0), fs.Arg(1))
 	}
 	return nil
+}
+
+// runPrune removes cache entries unused for --unused-for. Every command
+// that opens the cache already prunes at images.DefaultUnusedFor; this is
+// for freeing the space of superseded builds sooner.
+func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("prune", "[flags]", stdout)
+	cache := fs.String("cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
+	unused := fs.Duration("unused-for", images.DefaultUnusedFor, "remove entries last used longer ago than this (0: every entry not in use right now)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *unused < 0 {
+		return usagef("prune: takes no arguments and a --unused-for of 0 or more")
+	}
+	dir, err := cacheDir(*cache)
+	if err != nil {
+		return err
+	}
+	c, err := images.Open(dir)
+	if err != nil {
+		return err
+	}
+	pruned, err := c.Prune(*unused)
+	var total int64
+	for _, p := range pruned {
+		fmt.Fprintf(stdout, "pruned %s/%s (%d MiB, last used %s)\n", p.Kind, p.Key, p.Bytes>>20, p.LastUsed.UTC().Format(time.DateTime))
+		total += p.Bytes
+	}
+	fmt.Fprintf(stdout, "%d entries pruned, %d MiB freed from %s\n", len(pruned), total>>20, c.Dir)
+	return err
 }
 
 // runFidelity holds the emulated model to the real boots: every snapshot of

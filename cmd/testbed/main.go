@@ -83,6 +83,7 @@ func commands() []command {
 		{"diff", "compare two cells or two snapshot files", runDiff},
 		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
+		{"prune", "remove cached images and kernels not used for a while", runPrune},
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"cca-testbed/cell"
 	"cca-testbed/checks"
+	"cca-testbed/images"
 )
 
 // testbed runs the CLI in process and returns stdout, stderr and the exit code.
@@ -46,6 +48,7 @@ func TestUsageErrors(t *testing.T) {
 		{"corrupt snapshot file", []string{"diff", bad, bad}, "line 3: unknown fact kind \"what\""},
 		{"corrupt expectations", []string{"matrix", "--expectations", badExp}, "line 3: unknown check \"nosuch\""},
 		{"unknown firmware profile", []string{"matrix", "--firmware-profile", "rmm-9"}, "rmm-9"},
+		{"prune arity", []string{"prune", "everything"}, "prune: takes no arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,5 +229,35 @@ func TestBenchEmulated(t *testing.T) {
 	out, stderr, code := testbed(t, "bench", "--runs", "2")
 	if code != exitOK || !strings.HasPrefix(out, "bench what=emulated-matrix cells=35 runs=2 median=") {
 		t.Fatalf("exit %d %s\n%s", code, stderr, out)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	dir := t.TempDir()
+	c, err := images.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := c.Get(context.Background(), "rootfs", "forky-0", func(_ context.Context, tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, "root.ext4"), make([]byte, 3<<20), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Used a minute ago: the default (two weeks) keeps it, one second does not.
+	then := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(entry, then, then); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := testbed(t, "prune", "--cache", dir)
+	if code != exitOK || !strings.Contains(out, "0 entries pruned") {
+		t.Fatalf("default prune: exit %d, output %q", code, out)
+	}
+	out, _, code = testbed(t, "prune", "--cache", dir, "--unused-for", "1s")
+	if code != exitOK || !strings.Contains(out, "pruned rootfs/forky-0 (3 MiB") || !strings.Contains(out, "1 entries pruned, 3 MiB freed") {
+		t.Fatalf("prune --unused-for 1s: exit %d, output %q", code, out)
+	}
+	if _, err := os.Stat(entry); !os.IsNotExist(err) {
+		t.Errorf("entry still there: %v", err)
 	}
 }
