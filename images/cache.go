@@ -1,7 +1,6 @@
 package images
 
 import (
-	"cca-testbed/internal/flock"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cca-testbed/internal/flock"
+
+	"github.com/hashicorp/go-multierror"
 )
 
 // ErrCorrupt is wrapped when a cache entry no longer matches its manifest.
@@ -83,9 +86,9 @@ func Open(dir string) (*Cache, error) {
 	}
 	c := &Cache{Dir: abs}
 	c.sweep(time.Now().Add(-staleAfter))
-	if _, err := c.Prune(DefaultUnusedFor); err != nil {
-		return nil, err
-	}
+	// Housekeeping like the sweep: a failure is in cache.log, and the
+	// entry is tried again next time.
+	_, _ = c.Prune(DefaultUnusedFor)
 	return c, nil
 }
 
@@ -101,20 +104,26 @@ type Pruned struct {
 // which Get sets on every hit and build. An entry another process holds
 // (building or verifying it) is left alone, and so are its lock file and
 // anything that is not an entry (build trees, run directories). Each
-// removal is logged as op=prune.
+// removal is logged as op=prune, each failure as op=prune-fail; Prune goes
+// on past failures and returns them together.
 func (c *Cache) Prune(unusedFor time.Duration) ([]Pruned, error) {
 	cutoff := time.Now().Add(-unusedFor)
-	var out []Pruned
 	kinds, err := os.ReadDir(c.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("prune cache: %w", err)
 	}
+	stale := func(entry string) (time.Time, bool) {
+		info, err := os.Stat(entry)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return info.ModTime(), info.ModTime().Before(cutoff)
+	}
 	noWait, cancel := context.WithCancel(context.Background())
 	cancel() // a busy lock means the entry is in use: skip it
+	var out []Pruned
+	var errs *multierror.Error
 	for _, k := range kinds {
-		if !k.IsDir() {
-			continue
-		}
 		kdir := filepath.Join(c.Dir, k.Name())
 		ents, _ := os.ReadDir(kdir)
 		for _, e := range ents {
@@ -122,30 +131,32 @@ func (c *Cache) Prune(unusedFor time.Duration) ([]Pruned, error) {
 			if !e.IsDir() || strings.HasPrefix(e.Name(), tmpPrefix) || !isEntry(entry) {
 				continue
 			}
-			if info, err := os.Stat(entry); err != nil || !info.ModTime().Before(cutoff) {
+			if _, ok := stale(entry); !ok {
 				continue
 			}
 			unlock, err := flock.Lock(noWait, entry+".lock", nil)
 			if err != nil {
 				continue // in use
 			}
-			// Re-read under the lock: a Get may have used it meanwhile.
-			info, err := os.Stat(entry)
-			if err != nil || !info.ModTime().Before(cutoff) {
+			// Again under the lock: a Get may have used it meanwhile.
+			used, ok := stale(entry)
+			if !ok {
 				unlock()
 				continue
 			}
-			p := Pruned{Kind: k.Name(), Key: e.Name(), Bytes: entrySize(entry), LastUsed: info.ModTime()}
+			p := Pruned{Kind: k.Name(), Key: e.Name(), Bytes: entrySize(entry), LastUsed: used}
 			err = removeTree(entry)
 			unlock()
 			if err != nil {
-				return out, fmt.Errorf("prune %s/%s: %w", p.Kind, p.Key, err)
+				c.event("prune-fail", p.Kind, p.Key, 0, err)
+				errs = multierror.Append(errs, fmt.Errorf("prune %s/%s: %w", p.Kind, p.Key, err))
+				continue
 			}
 			c.event("prune", p.Kind, p.Key, 0, nil)
 			out = append(out, p)
 		}
 	}
-	return out, nil
+	return out, errs.ErrorOrNil()
 }
 
 func isEntry(dir string) bool {
