@@ -41,7 +41,7 @@ func (b Backend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error
 	return &instance{
 		g: guest.NewEmulated(sys.FS(), sys.Run),
 		meta: snapshot.Meta{Backend: "emulated", Conduit: "emulated-rmi:" + p.Name,
-			Userspace: string(c.Userspace), Kernel: Kernel},
+			Userspace: string(c.Userspace), Kernel: Kernel, Firmware: b.Profile},
 	}, nil
 }
 

@@ -260,7 +260,7 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	}
 
 	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume(),
-		meta: snapshot.Meta{Backend: "qemu", Conduit: conduit, Userspace: string(c.Userspace), Kernel: k.Release}}
+		meta: snapshot.Meta{Backend: "qemu", Conduit: conduit, Userspace: string(c.Userspace), Kernel: k.Release, Firmware: b.opts.FirmwareProfile}}
 	// What a saved snapshot must have been booted from to be resumed.
 	want := resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}
 	resumed := false

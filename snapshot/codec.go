@@ -43,7 +43,7 @@ func (s *Snapshot) Text() string {
 
 func (m *Meta) pairs() [][2]string {
 	return [][2]string{{"cell", m.Cell}, {"backend", m.Backend}, {"conduit", m.Conduit},
-		{"userspace", m.Userspace}, {"kernel", m.Kernel}}
+		{"userspace", m.Userspace}, {"kernel", m.Kernel}, {"firmware", m.Firmware}}
 }
 
 func (m *Meta) set(key, value string) bool {
@@ -58,6 +58,8 @@ func (m *Meta) set(key, value string) bool {
 		m.Userspace = value
 	case "kernel":
 		m.Kernel = value
+	case "firmware":
+		m.Firmware = value
 	default:
 		return false
 	}

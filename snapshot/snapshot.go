@@ -45,6 +45,9 @@ type Meta struct {
 	Conduit   string `json:"conduit,omitempty"`   // who answered firmware calls: emulated-rmi, smc, none
 	Userspace string `json:"userspace,omitempty"` // forky, trixie
 	Kernel    string `json:"kernel,omitempty"`    // uname -r or the model's name
+	// Firmware is the rmi profile that answered when a run overrode the
+	// role's own (--firmware-profile), so the model can be asked the same.
+	Firmware string `json:"firmware,omitempty"`
 }
 
 // Fact is one line of a snapshot.

@@ -90,7 +90,7 @@ func TestTake(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	s, err := Take(os.DirFS(mkTree(t)), Meta{Cell: "platform/realm", Backend: "test", Kernel: "7.3.4-platform"})
+	s, err := Take(os.DirFS(mkTree(t)), Meta{Cell: "platform/realm", Backend: "test", Kernel: "7.3.4-platform", Firmware: "rmm-2.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -447,7 +447,6 @@ func runFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // how many there were. Cells without a snapshot (infrastructure errors)
 // are reported, not compared.
 func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error) {
-	emu := &backend{Backend: emulated.Backend{}}
 	total := 0
 	for _, c := range rep.Cells {
 		if c.Snapshot == nil {
@@ -458,6 +457,8 @@ func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error)
 		if err != nil {
 			return total, err
 		}
+		// The model answers with the firmware profile the run used.
+		emu := &backend{Backend: emulated.Backend{Profile: c.Snapshot.Meta.Firmware}}
 		model, err := takeSnapshot(ctx, emu, cl)
 		if err != nil {
 			return total, err
