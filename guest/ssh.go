@@ -169,7 +169,13 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 			return nil, dialGiveUp(cfg, attempt-1, start, err, last)
 		}
 		client, err := dialOnce(ctx, cfg, bannerWait)
+		if err == nil {
+			cfg.Logger.Debug("ssh connected", "addr", cfg.Addr, "attempts", attempt, "elapsed", time.Since(start))
+			return &SSH{cfg: cfg, client: client, log: cfg.Logger}, nil
+		}
 		switch {
+		case errors.Is(err, ErrHostKey) || errors.Is(err, ErrAuth):
+			return nil, fmt.Errorf("ssh %s: %w", cfg.Addr, err)
 		case errors.Is(err, errSilent):
 			bannerWait = min(2*bannerWait, cfg.DialTimeout)
 		case errors.Is(err, errClosed):
@@ -177,13 +183,6 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 			// is queued for sshd and only slow if sshd is: measured
 			// 1.5-3 s from accept to banner while the boot is busy.
 			bannerWait = cfg.DialTimeout
-		}
-		if err == nil {
-			cfg.Logger.Debug("ssh connected", "addr", cfg.Addr, "attempts", attempt, "elapsed", time.Since(start))
-			return &SSH{cfg: cfg, client: client, log: cfg.Logger}, nil
-		}
-		if errors.Is(err, ErrHostKey) || errors.Is(err, ErrAuth) {
-			return nil, fmt.Errorf("ssh %s: %w", cfg.Addr, err)
 		}
 		last = err
 		cfg.Logger.Debug("ssh dial failed, retrying", "addr", cfg.Addr, "attempt", attempt, "backoff", backoff, "err", err)
