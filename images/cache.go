@@ -70,12 +70,16 @@ func DefaultDir() (string, error) {
 	return filepath.Join(home, ".cache", "cca-testbed"), nil
 }
 
-// Open creates dir (0700) if needed, sweeps temporary build directories
+// Open creates dir (0700; "" means DefaultDir) if needed, sweeps temporary build directories
 // that interrupted builds left more than a day ago, and prunes entries
 // unused for DefaultUnusedFor (see Prune).
 func Open(dir string) (*Cache, error) {
 	if dir == "" {
-		return nil, errors.New("open cache: empty directory name; pass images.DefaultDir()")
+		d, err := DefaultDir()
+		if err != nil {
+			return nil, err
+		}
+		dir = d
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

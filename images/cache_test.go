@@ -101,6 +101,15 @@ func TestDefaultDir(t *testing.T) {
 	}
 }
 
+func TestOpenEmptyIsDefault(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "c")
+	t.Setenv("CCA_TESTBED_CACHE", dir)
+	c, err := Open("")
+	if err != nil || c.Dir != dir {
+		t.Fatalf("Open(\"\") = %v, %v; want the cache at %s", c, err, dir)
+	}
+}
+
 func TestGetMissThenHit(t *testing.T) {
 	c := openTemp(t)
 	var calls atomic.Int32

@@ -223,11 +223,8 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	}
 	cache := opts.Cache
 	if cache == nil {
-		dir, err := images.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		if cache, err = images.Open(dir); err != nil {
+		var err error
+		if cache, err = images.Open(""); err != nil {
 			return nil, err
 		}
 	}

@@ -97,11 +97,7 @@ func New(opts Options) (*Backend, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Cache == nil {
-		dir, err := images.DefaultDir()
-		if err != nil {
-			return nil, err
-		}
-		c, err := images.Open(dir)
+		c, err := images.Open("")
 		if err != nil {
 			return nil, err
 		}

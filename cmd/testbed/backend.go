@@ -71,11 +71,7 @@ func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backen
 }
 
 func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
-	dir, err := cacheDir(o.cache)
-	if err != nil {
-		return nil, err
-	}
-	c, err := images.Open(dir)
+	c, err := images.Open(o.cache)
 	if err != nil {
 		return nil, err
 	}

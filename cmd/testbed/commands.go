@@ -401,11 +401,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 0 || *unused < 0 {
 		return usagef("prune: takes no arguments and a --unused-for of 0 or more")
 	}
-	dir, err := cacheDir(*cache)
-	if err != nil {
-		return err
-	}
-	c, err := images.Open(dir)
+	c, err := images.Open(*cache)
 	if err != nil {
 		return err
 	}
