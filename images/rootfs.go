@@ -269,8 +269,6 @@ func newRecipe(u cell.Userspace, mirror string) *recipe {
 		file("etc/systemd/system/ssh.socket.d/cca-testbed.conf", 0o644, sshSocketDropIn),
 		dir("etc/systemd/system/ssh.service.d", 0o755),
 		file("etc/systemd/system/ssh.service.d/cca-testbed.conf", 0o644, sshServiceDropIn),
-		dir("etc/systemd/system/ssh@.service.d", 0o755),
-		file("etc/systemd/system/ssh@.service.d/cca-testbed.conf", 0o644, sshServiceDropIn),
 		dir("root", 0o700),
 		dir("root/.ssh", 0o700),
 		dir("usr", 0o755),
