@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"cca-testbed/kmod"
-	"cca-testbed/sysfs"
+	"cca-testbed/emulated/kmod"
+	"cca-testbed/emulated/sysfs"
 )
 
 // core is a small model of the Linux driver core (drivers/base): buses,

@@ -21,11 +21,11 @@ import (
 	"strings"
 
 	"cca-testbed/cell"
-	"cca-testbed/cvm"
+	"cca-testbed/emulated/cvm"
+	"cca-testbed/emulated/sysfs"
 	"cca-testbed/guest"
 	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
-	"cca-testbed/sysfs"
 )
 
 // Kernel is what the model reports as its kernel release.

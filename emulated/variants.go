@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"cca-testbed/cell"
-	"cca-testbed/kmod"
+	"cca-testbed/emulated/kmod"
 	"cca-testbed/rmi"
 )
 

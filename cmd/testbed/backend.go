@@ -12,10 +12,10 @@ import (
 	"cca-testbed/emulated"
 	"cca-testbed/images"
 	"cca-testbed/internal/progress"
-	"cca-testbed/lab"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
+	"cca-testbed/vm"
 )
 
 // backendOptions are the flags every command that brings cells up shares.
@@ -81,7 +81,7 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	}
 	pw := progress.New(stderr)
 	c.Log = logger
-	lb, err := lab.New(lab.Options{
+	lb, err := vm.New(vm.Options{
 		Cache: c, FirmwareProfile: o.profile, Machine: o.machine, Firmware: o.firmware,
 		RunDir: o.runDir, Resume: o.resume, BootTimeout: o.bootTimeout, Logger: logger,
 		Progress: pw.Phase,

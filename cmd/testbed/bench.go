@@ -10,8 +10,8 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
-	"cca-testbed/lab"
 	"cca-testbed/matrix"
+	"cca-testbed/vm"
 )
 
 // runBench measures what the README's performance section reports, one
@@ -66,7 +66,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		toSSH = append(toSSH, inst.(*lab.Instance).BootToSSH)
+		toSSH = append(toSSH, inst.(*vm.Instance).BootToSSH)
 		if _, err := matrix.Snapshot(ctx, inst); err != nil {
 			inst.Close()
 			return err

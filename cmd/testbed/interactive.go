@@ -11,7 +11,7 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/guest"
-	"cca-testbed/lab"
+	"cca-testbed/vm"
 )
 
 // session is what `testbed boot` leaves for `testbed ssh`: how to reach
@@ -63,7 +63,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer inst.Close()
-	li := inst.(*lab.Instance)
+	li := inst.(*vm.Instance)
 	s := li.Session()
 	state := filepath.Join(li.Dir(), sessionFile)
 	if err := writeJSON(state, session{Cell: c.String(), Addr: s.Addr, KeyPath: s.KeyPath, HostKey: s.HostKey, Pid: li.VM().Pid()}); err != nil {
@@ -71,7 +71,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.Remove(state)
 	fmt.Fprintf(stdout, "%s is up (SSH after %.1fs). Reach it with:\n  testbed ssh %s\n  ssh -F %s %s\nconsole: %s\nCtrl-C stops it.\n",
-		c, li.BootToSSH.Seconds(), c, filepath.Join(li.Dir(), lab.SSHConfigName), lab.HostAlias(c), li.VM().Console())
+		c, li.BootToSSH.Seconds(), c, filepath.Join(li.Dir(), vm.SSHConfigName), vm.HostAlias(c), li.VM().Console())
 	select {
 	case <-ctx.Done():
 		fmt.Fprintf(stdout, "stopping %s\n", c)

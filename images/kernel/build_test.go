@@ -1,4 +1,4 @@
-package kbuild
+package kernel
 
 import (
 	"bytes"
@@ -60,7 +60,7 @@ var deps = map[cell.Variant][]string{
 // variants bounds what TestBuildVariants builds. make test builds the two
 // kernels the real-boot tests need, so a cold CI run stays within its
 // budget; the nightly matrix builds and boots all seven, and
-// `go test ./kbuild -run BuildVariants -variants all` checks all here.
+// `go test ./images/kernel -run BuildVariants -variants all` checks all here.
 var variants = flag.String("variants", "platform,faux", `comma-separated variants to build, or "all"`)
 
 // TestBuildVariants builds variants into the shared cache: platform

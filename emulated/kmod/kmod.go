@@ -5,7 +5,7 @@
 // backend uses it so autoloading there follows the same rules as a real
 // guest's udev.
 //
-// Tests: go test ./kmod (includes fuzz tests for both parsers).
+// Tests: go test ./emulated/kmod (includes fuzz tests for both parsers).
 package kmod
 
 import (

@@ -1,4 +1,4 @@
-package lab
+package vm
 
 import (
 	"context"
@@ -214,7 +214,7 @@ func TestFaults(t *testing.T) {
 }
 
 // BenchmarkBootToSSH measures QEMU start to the first SSH session of one
-// cell, kernel and rootfs cached (go test ./lab -run '^$' -bench Boot).
+// cell, kernel and rootfs cached (go test ./vm -run '^$' -bench Boot).
 func BenchmarkBootToSSH(b *testing.B) {
 	bk, err := New(Options{})
 	if err != nil {

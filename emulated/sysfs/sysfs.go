@@ -4,7 +4,7 @@
 // follow symlinks the way os.DirFS does on a real /sys, so code written for
 // a guest's /sys (snapshot.Take) reads the emulated tree unchanged.
 //
-// Tests: go test ./sysfs
+// Tests: go test ./emulated/sysfs
 package sysfs
 
 import (

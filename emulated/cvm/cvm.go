@@ -10,7 +10,7 @@
 //     smccc-bus series documents as new ABI, the way a systemd following it
 //     would.
 //
-// Tests: go test ./cvm
+// Tests: go test ./emulated/cvm
 package cvm
 
 import (

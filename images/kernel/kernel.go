@@ -1,4 +1,4 @@
-// Package kbuild builds the testbed's arm64 kernel for each variant, from
+// Package kernel builds the testbed's arm64 kernel for each variant, from
 // Debian's linux-source package (unpacked by scripts/setup-host), the
 // kernel-configs directory (base.config, the variant's fragment, patches,
 // and the testbed's own kernel code in src/), and caches the result in the
@@ -18,11 +18,11 @@
 //	config         the .config the kernel was built with
 //	build.log      make's output
 //
-// Tests: go test ./kbuild (after scripts/setup-host). The unit tests take
+// Tests: go test ./images/kernel (after scripts/setup-host). The unit tests take
 // milliseconds; TestBuildVariants builds every variant for real: about
 // 5 minutes cold on 2 cores, then seconds per variant, and nothing at all
 // once the cache holds them.
-package kbuild
+package kernel
 
 import (
 	"bytes"

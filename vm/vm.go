@@ -1,14 +1,14 @@
-// Package lab brings cells up for real. For a cell it builds, or finds in
-// the cache, the variant's kernel (kbuild) and the userspace's root file
-// system (images), asks the rmi model what the firmware answers, boots QEMU
+// Package vm is the real backend (--backend qemu): it brings cells up as
+// QEMU VMs. For a cell it builds, or finds in the cache, the variant's
+// kernel (images/kernel) and the userspace's root file system (images), asks the rmi model what the firmware answers, boots QEMU
 // on a copy-on-write overlay with those answers on the kernel command line,
 // dials SSH with the host key pinned at image build, and installs the
 // snapshot helper. Backend implements matrix.Backend, so the runner reads a
 // real guest exactly as it reads the emulated one.
 //
-// Tests: go test ./lab boots real cells under QEMU (TCG); the first run
+// Tests: go test ./vm boots real cells under QEMU (TCG); the first run
 // builds a kernel and a rootfs into the cache (about 10 minutes on 2 cores).
-package lab
+package vm
 
 import (
 	"cmp"
@@ -29,7 +29,7 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/guest"
 	"cca-testbed/images"
-	"cca-testbed/kbuild"
+	"cca-testbed/images/kernel"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
@@ -190,8 +190,8 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 	return nil
 }
 
-func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kbuild.Kernel, error) {
-	return kbuild.Build(ctx, kbuild.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, v)
+func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kernel.Kernel, error) {
+	return kernel.Build(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, v)
 }
 
 func (b *Backend) helperBinary(ctx context.Context) ([]byte, error) {
