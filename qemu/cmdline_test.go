@@ -59,6 +59,10 @@ func TestCmdline(t *testing.T) {
 			c.Profile, c.Firmware, c.MemoryMB = ProfileRME, "/fw/flash.bin", 2048
 			c.Disks = []Disk{{Path: "/cache/host.qcow2", Format: "qcow2"}}
 		}), 40027},
+		{"realm", with(func(c *Config) {
+			c.Profile, c.Firmware, c.RSITable = ProfileRealm, "/cache/realmfw/realm-fw.bin", "/run/vm1/rsi-table.bin"
+			c.Disks = []Disk{{Path: "/run/vm1/overlay.qcow2", Format: "qcow2"}, {Path: "/cache/modules.ext4", ReadOnly: true}}
+		}), 40028},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +122,11 @@ func TestCmdlineErrors(t *testing.T) {
 		{"no dir", with(func(c *Config) { c.Dir = "" }), 1, ErrConfig, "Dir is empty"},
 		{"long dir", with(func(c *Config) { c.Dir = "/" + strings.Repeat("x", 100) }), 1, ErrConfig, "too long for a unix socket"},
 		{"rme without firmware", with(func(c *Config) { c.Profile = ProfileRME }), 1, ErrFirmware, "FIP at 0x40000"},
+		{"realm without firmware", with(func(c *Config) { c.Profile, c.RSITable = ProfileRealm, "/t" }), 1, ErrFirmware, "realm firmware binary"},
+		{"realm without table", with(func(c *Config) { c.Profile, c.Firmware = ProfileRealm, "/f" }), 1, ErrConfig, "wants one exactly when"},
+		{"table without realm", with(func(c *Config) { c.RSITable = "/t" }), 1, ErrConfig, "wants one exactly when"},
+		{"realm with other memory", with(func(c *Config) { c.Profile, c.Firmware, c.RSITable, c.MemoryMB = ProfileRealm, "/f", "/t", 1024 }), 1, ErrConfig, "needs MemoryMB 3072"},
+		{"realm under kvm", with(func(c *Config) { c.Profile, c.Firmware, c.RSITable, c.Accel = ProfileRealm, "/f", "/t", "kvm" }), 1, ErrConfig, "runs only under tcg"},
 		{"virt with firmware", with(func(c *Config) { c.Firmware = "/fw" }), 1, ErrConfig, "boots without firmware"},
 		{"rme under kvm", with(func(c *Config) { c.Profile, c.Firmware, c.Accel = ProfileRME, "/fw", "kvm" }), 1, ErrConfig, "only under tcg"},
 		{"bad accel", with(func(c *Config) { c.Accel = "hvf" }), 1, ErrConfig, `Accel "hvf"`},

@@ -29,6 +29,8 @@ var DefaultPatterns = []Pattern{
 	{"kernel BUG", regexp.MustCompile(`(^|\s)BUG: `)},
 	{"RCU stall", regexp.MustCompile(`rcu: INFO: rcu_\S+ (self-)?detected stalls?`)},
 	{"hung task", regexp.MustCompile(`INFO: task \S+ blocked for more than \d+ seconds`)},
+	// The realm firmware's last word before it powers the VM off.
+	{"realm firmware fault", regexp.MustCompile(`^realmfw: fatal: `)},
 }
 
 // Excerpt shape: this many lines before the matching one, and the most

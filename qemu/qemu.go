@@ -5,9 +5,11 @@
 // testbed, talking QMP with a deadline on every call, watching the serial
 // console live for panics, oopses and stalls, and stopping and reaping it.
 //
-// Two machine profiles exist (see Profiles): "virt", a plain virt machine
+// Three machine profiles exist (see Profiles): "virt", a plain virt machine
 // whose CCA firmware answers come from the rmi model on the kernel command
-// line, and "rme", the Realm Management Extension machine that needs a
+// line; "realm", the virt machine with EL2, where the testbed's realm
+// firmware (firmware/realm) runs below the kernel and answers RSI from a
+// table; and "rme", the Realm Management Extension machine that needs a
 // user-supplied TF-A + TF-RMM flash image.
 //
 // go-qemu is used only here, and only its qmp.SocketMonitor with raw
@@ -31,6 +33,19 @@ import (
 const (
 	ProfileVirt = "virt" // plain virt machine, emulated RMI answers
 	ProfileRME  = "rme"  // RME machine with TF-A + TF-RMM firmware (TCG only)
+	// ProfileRealm: virt with EL2 and the testbed's realm firmware as
+	// -bios, the RSI table and the kernel placed by -device loader.
+	ProfileRealm = "realm"
+)
+
+// The realm firmware's fixed memory map (firmware/realm/README.md; its
+// tests check these against the firmware's own constants): the machine has
+// RealmMemoryMB of RAM, the kernel Image is loaded at RealmKernelAddr and
+// the RSI table at RealmTableAddr, in RAM the kernel never reaches.
+const (
+	RealmMemoryMB   = 3072
+	RealmKernelAddr = 0x40200000
+	RealmTableAddr  = 0x80000000
 )
 
 // DefaultBinary is the QEMU program Start looks up in PATH.
@@ -51,6 +66,9 @@ type profile struct {
 	firmware bool
 	// tcgOnly: KVM cannot run it (x-rme is a TCG model of RME).
 	tcgOnly bool
+	// realm: the firmware is the realm firmware (any raw image), with
+	// Config.RSITable and the kernel loaded into RAM beside it.
+	realm bool
 }
 
 // profiles is the one table of machine profiles. The virt CPU is "max"
@@ -74,10 +92,21 @@ var profiles = map[string]profile{
 		firmware: true,
 		tcgOnly:  true,
 	},
+	// highmem=off keeps every device below 4 GiB, inside the realm's
+	// 32-bit IPA space; its=off because a realm kernel programs the ITS
+	// with protected addresses of tables it shared (DESIGN.md), so MSIs
+	// never arrive and PCI falls back to INTx.
+	ProfileRealm: {
+		machine:  "virt,virtualization=on,highmem=off,gic-version=3,its=off",
+		cpu:      "max,pauth-impdef=on",
+		firmware: true,
+		tcgOnly:  true,
+		realm:    true,
+	},
 }
 
 // Profiles lists the profile names, in a fixed order.
-func Profiles() []string { return []string{ProfileVirt, ProfileRME} }
+func Profiles() []string { return []string{ProfileVirt, ProfileRealm, ProfileRME} }
 
 // Disk is one virtio-blk disk. Disks appear in the guest in Config order:
 // the first is /dev/vda.
@@ -104,8 +133,11 @@ type Config struct {
 	Append string
 	// Disks are attached as virtio-blk in order (first = /dev/vda).
 	Disks []Disk
-	// Firmware is the TF-A + TF-RMM flash.bin, for ProfileRME only.
+	// Firmware is the TF-A + TF-RMM flash.bin for ProfileRME, the realm
+	// firmware binary for ProfileRealm.
 	Firmware string
+	// RSITable is the realm firmware's RSI table (ProfileRealm only).
+	RSITable string
 	// SMP is the number of vCPUs; 0 means DefaultSMP (1: two one-vCPU VMs
 	// on two host cores nearly double throughput, DESIGN.md).
 	SMP int
@@ -169,8 +201,14 @@ func resolve(cfg Config) (resolved, error) {
 	if r.Kernel == "" {
 		return r, fmt.Errorf("%w: Kernel is empty: set it to an arm64 Image", ErrConfig)
 	}
+	if p.realm && r.Firmware == "" {
+		return r, fmt.Errorf("%w: profile %s needs Firmware: the realm firmware binary (firmware/realm.Build)", ErrFirmware, r.Profile)
+	}
 	if p.firmware && r.Firmware == "" {
 		return r, fmt.Errorf("%w: profile %s needs Firmware: %s", ErrFirmware, r.Profile, firmwareWant)
+	}
+	if p.realm != (r.RSITable != "") {
+		return r, fmt.Errorf("%w: RSITable %q: profile %s wants one exactly when it is %s", ErrConfig, r.RSITable, r.Profile, ProfileRealm)
 	}
 	if !p.firmware && r.Firmware != "" {
 		return r, fmt.Errorf("%w: Firmware is set but profile %s boots without firmware; use profile %s or clear Firmware", ErrConfig, r.Profile, ProfileRME)
@@ -186,6 +224,12 @@ func resolve(cfg Config) (resolved, error) {
 	}
 	if r.MemoryMB == 0 {
 		r.MemoryMB = DefaultMemoryMB
+		if p.realm {
+			r.MemoryMB = RealmMemoryMB
+		}
+	}
+	if p.realm && r.MemoryMB != RealmMemoryMB {
+		return r, fmt.Errorf("%w: profile %s needs MemoryMB %d (the firmware's memory map), not %d", ErrConfig, r.Profile, RealmMemoryMB, r.MemoryMB)
 	}
 	if r.SMP < 0 || r.MemoryMB < 0 {
 		return r, fmt.Errorf("%w: SMP %d and MemoryMB %d must not be negative", ErrConfig, r.SMP, r.MemoryMB)
@@ -277,6 +321,14 @@ func (r resolved) argv(mode consoleMode, port string) []string {
 	}
 	if r.prof.firmware {
 		a = append(a, "-bios", r.Firmware)
+	}
+	if r.prof.realm {
+		// With -bios, -kernel only reaches fw_cfg (and -append the
+		// device tree), so the Image is placed where the firmware
+		// enters it; the table goes to the firmware's own RAM.
+		a = append(a,
+			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.RSITable), RealmTableAddr),
+			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.Kernel), RealmKernelAddr))
 	}
 	switch mode {
 	case consoleFile:

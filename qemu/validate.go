@@ -47,7 +47,12 @@ func Validate(cfg Config) error {
 	if err := CheckKernel(r.Kernel); err != nil {
 		return err
 	}
-	if r.prof.firmware {
+	switch {
+	case r.prof.realm:
+		if err := checkRealm(r.Firmware, r.RSITable); err != nil {
+			return err
+		}
+	case r.prof.firmware:
 		if err := CheckFirmware(r.Firmware); err != nil {
 			return err
 		}
@@ -217,4 +222,20 @@ func openRegular(path string) (*os.File, error) {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	return f, nil
+}
+
+// checkRealm makes sure the realm firmware and its table are readable
+// files; what is in them the firmware checks itself, and says so on the
+// console.
+func checkRealm(firmware, table string) error {
+	for _, f := range []struct{ what, path string }{{"realm firmware", firmware}, {"RSI table", table}} {
+		info, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrFirmware, f.what, err)
+		}
+		if !info.Mode().IsRegular() || info.Size() == 0 {
+			return fmt.Errorf("%w: %s %s is not a non-empty file", ErrFirmware, f.what, f.path)
+		}
+	}
+	return nil
 }

@@ -191,6 +191,7 @@ func absPaths(cfg *Config) error {
 	}
 	abs(&cfg.Kernel)
 	abs(&cfg.Firmware)
+	abs(&cfg.RSITable)
 	disks := append([]Disk(nil), cfg.Disks...)
 	for i := range disks {
 		abs(&disks[i].Path)

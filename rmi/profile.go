@@ -143,7 +143,9 @@ func builtinProfiles() []Profile {
 			Description:  "a realm guest's view of an RMM 1.0: RSI 1.0 answers, RMI calls NOT_SUPPORTED",
 			RSIRevisions: []uint64{Revision(1, 0)},
 			RSIFeatures:  []uint64{0},
-			Realm:        RealmConfig{IPAWidth: 48, HashAlgo: HashSHA256},
+			// IPA width 32: the memory map the realm firmware builds on
+			// QEMU virt (firmware/realm/README.md); shared bit 31.
+			Realm: RealmConfig{IPAWidth: 32, HashAlgo: HashSHA256},
 		},
 	}
 }

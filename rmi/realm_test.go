@@ -27,8 +27,8 @@ func TestRealmConfig(t *testing.T) {
 	}{
 		{0x40001000, 0},         // aligned, protected
 		{0x40001008, 1},         // not granule aligned
-		{0x800000000000, 1},     // bit 47 set: unprotected half of a 48-bit IPA space
-		{0x7FFFFFFFF000, 0},     // last protected granule
+		{0x80000000, 1},         // bit 31 set: unprotected half of a 32-bit IPA space
+		{0x7FFFF000, 0},         // last protected granule
 		{0xFFFFFFFFFFFFF000, 1}, // beyond the IPA space
 	}
 	for _, tt := range tests {
@@ -40,13 +40,13 @@ func TestRealmConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ipa_width 48 at offset 0, hash_algo SHA-256 (0) at offset 8.
-	if !bytes.Equal(raw[:16], []byte{0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
-		t.Errorf("config head = % x, want ipa_width 0x30, hash_algo 0", raw[:16])
+	// ipa_width 32 at offset 0, hash_algo SHA-256 (0) at offset 8.
+	if !bytes.Equal(raw[:16], []byte{0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("config head = % x, want ipa_width 0x20, hash_algo 0", raw[:16])
 	}
 	cfg, err := m.RealmConfigAt(0x40001000)
-	if err != nil || cfg.IPAWidth != 48 || cfg.HashAlgo != HashSHA256 {
-		t.Errorf("RealmConfigAt = %+v, %v; want IPA width 48, sha-256", cfg, err)
+	if err != nil || cfg.IPAWidth != 32 || cfg.HashAlgo != HashSHA256 {
+		t.Errorf("RealmConfigAt = %+v, %v; want IPA width 32, sha-256", cfg, err)
 	}
 	if _, err := m.RealmConfigAt(0x40002000); !errors.Is(err, ErrNotWritten) {
 		t.Errorf("unwritten granule: err = %v, want ErrNotWritten", err)
@@ -54,7 +54,7 @@ func TestRealmConfig(t *testing.T) {
 	// A read spanning two written granules.
 	m.SMC(0xC4000196, 0x40002000)
 	b, err := m.ReadRealmMemory(0x40001FF8, 16)
-	if err != nil || len(b) != 16 || b[8] != 0x30 {
+	if err != nil || len(b) != 16 || b[8] != 0x20 {
 		t.Errorf("cross-granule read = % x, %v", b, err)
 	}
 	if _, err := m.ReadRealmMemory(0x40002FF8, 16); !errors.Is(err, ErrNotWritten) {

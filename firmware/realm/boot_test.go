@@ -1,0 +1,136 @@
+package realm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cca-testbed/images"
+	"cca-testbed/qemu"
+)
+
+// buildProbe compiles testdata/probe, a stand-in kernel that makes a few
+// calls and then does what mode asks (probe.c).
+func buildProbe(t *testing.T, mode byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	elf, bin := filepath.Join(dir, "probe.elf"), filepath.Join(dir, "probe.bin")
+	cc := exec.Command(CrossCompile+"gcc", "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib", "-static", "-no-pie",
+		"-mgeneral-regs-only", "-mstrict-align", "-Wl,--build-id=none", "-Wl,-T,testdata/probe/probe.ld",
+		"-Wl,--no-warn-rwx-segments", "-o", elf, "testdata/probe/head.S", "testdata/probe/probe.c")
+	if out, err := cc.CombinedOutput(); err != nil {
+		t.Fatalf("building the probe: %v: %s", err, out)
+	}
+	if out, err := exec.Command(CrossCompile+"objcopy", "-O", "binary", elf, bin).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[32] = mode // the header's res2 field
+	if err := os.WriteFile(bin, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// boot runs the firmware with kernel and table until QEMU exits and
+// returns the console and why the VM ended.
+func boot(t *testing.T, fw, kernel string, table []byte) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	tp := filepath.Join(dir, "rsi-table.bin")
+	if err := os.WriteFile(tp, table, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(60*time.Second))
+	defer cancel()
+	vm, err := qemu.Start(ctx, qemu.Config{Profile: qemu.ProfileRealm, Firmware: fw, RSITable: tp, Kernel: kernel, Dir: filepath.Join(dir, "run")}, qemu.Options{})
+	if be := (*qemu.BootError)(nil); errors.As(err, &be) {
+		return be.Excerpt, err // the firmware stopped before QMP answered
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	werr := vm.Wait()
+	return vm.ConsoleTail(100), werr
+}
+
+func TestBoot(t *testing.T) {
+	cache, err := images.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := Build(context.Background(), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second Build is a cache hit: same path, nothing compiled.
+	if again, err := Build(context.Background(), cache); err != nil || again != fw {
+		t.Fatalf("second build: %q, %v; want %q from the cache", again, err, fw)
+	}
+	_, table := realmTable(t)
+	bad := append([]byte(nil), table...)
+	bad[0x20] = 7 // hash algorithm, checksum now wrong too
+	// QEMU accepts a gzip-compressed Image (a distro's vmlinuz), but
+	// the loader places it as it is, so the firmware finds no Image.
+	gz := filepath.Join(t.TempDir(), "probe.gz")
+	if out, err := exec.Command("sh", "-c", "gzip -c < \"$0\" > \"$1\"", buildProbe(t, 0), gz).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v: %s", err, out)
+	}
+	tests := []struct {
+		name   string
+		kernel string
+		table  []byte
+		// fault is the firmware's fatal line ("" for a clean power-off).
+		fault string
+		// console lines the probe must have printed.
+		want []string
+	}{
+		{"calls", buildProbe(t, 0), table, "", []string{
+			"realmfw: RSI table v1, ",
+			"probe: at EL1",
+			"probe: SMCCC_VERSION 0x0000000000010002 ",
+			"probe: RSI_VERSION 0x0000000000000000 0x0000000000010000 0x0000000000010000",
+			"probe: ipa_width 0x0000000000000020 0x0000000000000000 ",
+			"probe: RSI_IPA_STATE_GET 0x0000000000000000 0x0000000080000000 0x0000000000000001",
+			"probe: RSI_IPA_STATE_GET mmio 0x0000000000000000 0x0000000009001000 0x0000000000000000",
+			"probe: RSI_UNKNOWN 0xffffffffffffffff ",
+			"probe: power off",
+		}},
+		{"stage-2 fault", buildProbe(t, 1), table, "realmfw: fatal: stage-2 fault ipa=0x1000 esr=", nil},
+		{"call not in the table", buildProbe(t, 2), table, "realmfw: fatal: RSI call not in the table fid=0xc4000190 x1=0x90009", nil},
+		{"unexpected trap", buildProbe(t, 3), table, "realmfw: fatal: unexpected trap from EL1 esr=0x5a000000", nil},
+		{"bad table", buildProbe(t, 0), bad, "realmfw: fatal: RSI table: checksum mismatch", nil},
+		{"compressed kernel", gz, table, "realmfw: fatal: no arm64 Image at the kernel address, the kernel never reached EL1", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			con, err := boot(t, fw, tc.kernel, tc.table)
+			for _, w := range tc.want {
+				if !strings.Contains(con, w) {
+					t.Errorf("console lacks %q:\n%s", w, con)
+				}
+			}
+			if tc.fault == "" {
+				if strings.Contains(con, "realmfw: fatal") {
+					t.Errorf("unexpected fault:\n%s", con)
+				}
+				return
+			}
+			var be *qemu.BootError
+			if !errors.As(err, &be) || be.Reason != "realm firmware fault" || !strings.HasPrefix(be.Line, tc.fault) {
+				t.Fatalf("got %v, want a BootError for %q; console:\n%s", err, tc.fault, con)
+			}
+			if !strings.Contains(be.Excerpt, tc.fault) {
+				t.Errorf("excerpt lacks the fault line:\n%s", be.Excerpt)
+			}
+		})
+	}
+}

@@ -1,0 +1,303 @@
+package realm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"cca-testbed/rmi"
+)
+
+// The memory map the firmware builds (README.md): QEMU virt with
+// highmem=off and MachineMemoryMB of RAM from 0x40000000. The kernel owns
+// the protected RAM; the unprotected view of it (IPA | 1<<31) is the RAM
+// at 3-4 GiB; the firmware keeps 2-3 GiB, where TableAddr is.
+const (
+	IPAWidth         = 32
+	ProtectedRAMBase = 0x40000000
+	ProtectedRAMSize = 1 << 30
+	MachineMemoryMB  = 3072
+	KernelAddr       = 0x40200000
+	TableAddr        = 0x80000000
+)
+
+// Layout of the table (table.h; keep both in step).
+const (
+	tableVersion = 1
+	tableMagic   = "CCARSITB"
+	entriesOff   = 0x200
+	entrySize    = 48
+	maxTable     = 1 << 20
+	maxToken     = 0x10000
+)
+
+// Kind says how the firmware answers an entry's function.
+type Kind uint32
+
+const (
+	// Answer: the entry's Ret for a call whose x1 equals Arg.
+	Answer Kind = 1
+	// Firmware: the firmware computes the answer from the table's state
+	// (realm config, RIPAS, measurements, the token template).
+	Firmware Kind = 2
+)
+
+// Entry is one function the firmware answers.
+type Entry struct {
+	FID  uint32
+	Kind Kind
+	Arg  uint64
+	Ret  [4]uint64
+}
+
+// Table is what the firmware answers RSI calls from.
+type Table struct {
+	IPAWidth         uint64
+	HashAlgo         rmi.HashAlgo
+	RAMBase, RAMSize uint64
+	RPV              [64]byte
+	// Measurements are the RIM and the four REMs, each the digest size's
+	// prefix used, zero-padded to 64 bytes.
+	Measurements [rmi.NumMeasurements][rmi.MaxMeasurement]byte
+	Entries      []Entry
+	// Token is the model's token for an all-zero challenge; the firmware
+	// writes the real challenge at ChallengeOff and the current REMs at
+	// REMOffs (0: that REM is not in the token) before handing it out.
+	Token        []byte
+	ChallengeOff uint32
+	REMOffs      [4]uint32
+}
+
+// ErrTable is wrapped by every ParseTable and Bytes error.
+var ErrTable = errors.New("bad RSI table")
+
+// firmwareCalls are the RSI functions the firmware computes itself.
+var firmwareCalls = []uint32{
+	rmi.RSIRealmConfig, rmi.RSIIPAStateSet, rmi.RSIIPAStateGet,
+	rmi.RSIMeasurementRead, rmi.RSIMeasurementExtend,
+	rmi.RSIAttestationTokenInit, rmi.RSIAttestationTokenContinue, rmi.RSIHostCall,
+}
+
+// versionRequests are the revisions a kernel may ask RSI_VERSION for:
+// 1.0 (Linux 7.3) and the later ones the DA series asks for.
+var versionRequests = []uint64{rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0)}
+
+// NewTable writes the table for a realm whose firmware the model m
+// describes. The model must be a realm (RSI) with the firmware's IPA width.
+func NewTable(p rmi.Profile) (*Table, error) {
+	if len(p.RSIRevisions) == 0 {
+		return nil, fmt.Errorf("%w: profile %s has no RSI: only realm cells boot through the realm firmware", ErrTable, p.Name)
+	}
+	if p.Realm.IPAWidth != IPAWidth {
+		return nil, fmt.Errorf("%w: profile %s reports IPA width %d; the firmware's memory map needs %d", ErrTable, p.Name, p.Realm.IPAWidth, IPAWidth)
+	}
+	m := rmi.New(p)
+	t := &Table{
+		IPAWidth: p.Realm.IPAWidth, HashAlgo: p.Realm.HashAlgo,
+		RAMBase: ProtectedRAMBase, RAMSize: ProtectedRAMSize, RPV: p.Realm.RPV,
+	}
+	for i := range t.Measurements {
+		v, err := m.Measurement(i)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrTable, err)
+		}
+		copy(t.Measurements[i][:], v)
+	}
+	for _, rev := range versionRequests {
+		t.Entries = append(t.Entries, Entry{FID: rmi.RSIVersion, Kind: Answer, Arg: rev, Ret: m.SMC(rmi.RSIVersion, rev)})
+	}
+	for i := 0; i < max(1, len(p.RSIFeatures)); i++ {
+		t.Entries = append(t.Entries, Entry{FID: rmi.RSIFeatures, Kind: Answer, Arg: uint64(i), Ret: m.SMC(rmi.RSIFeatures, uint64(i))})
+	}
+	for _, fid := range firmwareCalls {
+		t.Entries = append(t.Entries, Entry{FID: fid, Kind: Firmware})
+	}
+	if err := t.setToken(p); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// setToken finds where the challenge and the REMs sit in the model's
+// token by asking the model for tokens that differ in exactly one of
+// them.
+func (t *Table) setToken(p rmi.Profile) error {
+	var zero, ones [64]byte
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	a, err := rmi.New(p).Token(zero)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrTable, err)
+	}
+	b, _ := rmi.New(p).Token(ones)
+	off, n, ok := diffRange(a, b)
+	if !ok || n > 64 {
+		return fmt.Errorf("%w: the model's token does not carry the challenge as one 64-byte field", ErrTable)
+	}
+	t.Token, t.ChallengeOff = a, uint32(off)
+	size := p.Realm.HashAlgo.Size()
+	for i := range t.REMOffs {
+		m := rmi.New(p)
+		if r := m.SMC(rmi.RSIMeasurementExtend, uint64(i+1), 8, 0x1122334455667788); r[0] != rmi.RSISuccess {
+			return fmt.Errorf("%w: the model refused to extend REM %d", ErrTable, i)
+		}
+		c, _ := m.Token(zero)
+		if _, _, ok := diffRange(a, c); !ok {
+			continue // this REM is not in the token
+		}
+		rem, _ := m.Measurement(i + 1)
+		found := bytes.Index(c, rem)
+		if found < 0 || len(rem) != size {
+			return fmt.Errorf("%w: REM %d's value is not one %d-byte field of the model's token", ErrTable, i, size)
+		}
+		t.REMOffs[i] = uint32(found)
+	}
+	return nil
+}
+
+// diffRange returns the first differing offset of two equal-length slices
+// and the length up to the last difference.
+func diffRange(a, b []byte) (off, n int, ok bool) {
+	if len(a) != len(b) {
+		return 0, 0, false
+	}
+	first, last := -1, -1
+	for i := range a {
+		if a[i] != b[i] {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return 0, 0, false
+	}
+	return first, last - first + 1, true
+}
+
+// Bytes lays the table out for the firmware.
+func (t *Table) Bytes() ([]byte, error) {
+	if len(t.Token) > maxToken {
+		return nil, fmt.Errorf("%w: token of %d bytes, the firmware holds %d", ErrTable, len(t.Token), maxToken)
+	}
+	size := entriesOff + len(t.Entries)*entrySize + len(t.Token)
+	if size > maxTable {
+		return nil, fmt.Errorf("%w: %d bytes, the firmware reads at most %d", ErrTable, size, maxTable)
+	}
+	b := make([]byte, size)
+	le := binary.LittleEndian
+	copy(b, tableMagic)
+	le.PutUint32(b[0x8:], tableVersion)
+	le.PutUint32(b[0xc:], uint32(size))
+	le.PutUint32(b[0x14:], uint32(len(t.Entries)))
+	le.PutUint64(b[0x18:], t.IPAWidth)
+	le.PutUint64(b[0x20:], uint64(t.HashAlgo))
+	le.PutUint64(b[0x28:], t.RAMBase)
+	le.PutUint64(b[0x30:], t.RAMSize)
+	tokOff := entriesOff + len(t.Entries)*entrySize
+	if len(t.Token) > 0 {
+		le.PutUint32(b[0x38:], uint32(tokOff))
+	}
+	le.PutUint32(b[0x3c:], uint32(len(t.Token)))
+	le.PutUint32(b[0x40:], t.ChallengeOff)
+	for i, o := range t.REMOffs {
+		le.PutUint32(b[0x48+4*i:], o)
+	}
+	copy(b[0x58:], t.RPV[:])
+	for i, m := range t.Measurements {
+		copy(b[0x98+64*i:], m[:])
+	}
+	for i, e := range t.Entries {
+		p := b[entriesOff+i*entrySize:]
+		le.PutUint32(p, e.FID)
+		le.PutUint32(p[4:], uint32(e.Kind))
+		le.PutUint64(p[8:], e.Arg)
+		for j, r := range e.Ret {
+			le.PutUint64(p[16+8*j:], r)
+		}
+	}
+	copy(b[tokOff:], t.Token)
+	le.PutUint32(b[0x10:], checksum(b))
+	if _, err := ParseTable(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// checksum is FNV-1a 32 over b with the checksum field as zero.
+func checksum(b []byte) uint32 {
+	h := fnv.New32a()
+	h.Write(b[:0x10])
+	h.Write(make([]byte, 4))
+	h.Write(b[0x14:])
+	return h.Sum32()
+}
+
+// ParseTable reads a table back, refusing what the firmware refuses, with
+// the same reasons.
+func ParseTable(b []byte) (*Table, error) {
+	le := binary.LittleEndian
+	if len(b) < entriesOff || string(b[:8]) != tableMagic {
+		return nil, fmt.Errorf("%w: no table (bad magic or shorter than %d bytes)", ErrTable, entriesOff)
+	}
+	if v := le.Uint32(b[0x8:]); v != tableVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrTable, v, tableVersion)
+	}
+	size := int(le.Uint32(b[0xc:]))
+	if size < entriesOff || size > maxTable || size != len(b) {
+		return nil, fmt.Errorf("%w: size field %d for %d bytes (at most %d)", ErrTable, size, len(b), maxTable)
+	}
+	if got, want := checksum(b), le.Uint32(b[0x10:]); got != want {
+		return nil, fmt.Errorf("%w: checksum %#x, stored %#x", ErrTable, got, want)
+	}
+	n := int(le.Uint32(b[0x14:]))
+	if n > (size-entriesOff)/entrySize {
+		return nil, fmt.Errorf("%w: %d entries run past the table", ErrTable, n)
+	}
+	t := &Table{
+		IPAWidth: le.Uint64(b[0x18:]), HashAlgo: rmi.HashAlgo(le.Uint64(b[0x20:])),
+		RAMBase: le.Uint64(b[0x28:]), RAMSize: le.Uint64(b[0x30:]),
+		ChallengeOff: le.Uint32(b[0x40:]),
+	}
+	if t.IPAWidth != IPAWidth {
+		return nil, fmt.Errorf("%w: IPA width %d, the memory map needs %d", ErrTable, t.IPAWidth, IPAWidth)
+	}
+	if t.HashAlgo.Size() == 0 {
+		return nil, fmt.Errorf("%w: unknown hash algorithm %d", ErrTable, t.HashAlgo)
+	}
+	if t.RAMBase != ProtectedRAMBase || t.RAMSize == 0 || t.RAMSize > ProtectedRAMSize {
+		return nil, fmt.Errorf("%w: protected RAM %#x+%#x, want base %#x and at most %#x bytes", ErrTable, t.RAMBase, t.RAMSize, ProtectedRAMBase, ProtectedRAMSize)
+	}
+	toff, tlen := uint64(le.Uint32(b[0x38:])), uint64(le.Uint32(b[0x3c:]))
+	if toff+tlen > uint64(size) || tlen > maxToken || (tlen > 0 && uint64(t.ChallengeOff)+64 > tlen) {
+		return nil, fmt.Errorf("%w: token template at %d+%d out of bounds", ErrTable, toff, tlen)
+	}
+	t.Token = bytes.Clone(b[toff : toff+tlen])
+	for i := range t.REMOffs {
+		o := le.Uint32(b[0x48+4*i:])
+		if o != 0 && uint64(o)+uint64(t.HashAlgo.Size()) > tlen {
+			return nil, fmt.Errorf("%w: REM %d offset %d past the token", ErrTable, i, o)
+		}
+		t.REMOffs[i] = o
+	}
+	copy(t.RPV[:], b[0x58:])
+	for i := range t.Measurements {
+		copy(t.Measurements[i][:], b[0x98+64*i:])
+	}
+	for i := 0; i < n; i++ {
+		p := b[entriesOff+i*entrySize:]
+		e := Entry{FID: le.Uint32(p), Kind: Kind(le.Uint32(p[4:])), Arg: le.Uint64(p[8:])}
+		if e.Kind != Answer && e.Kind != Firmware {
+			return nil, fmt.Errorf("%w: entry %d (%s) has unknown kind %d", ErrTable, i, rmi.FIDName(e.FID), e.Kind)
+		}
+		for j := range e.Ret {
+			e.Ret[j] = le.Uint64(p[16+8*j:])
+		}
+		t.Entries = append(t.Entries, e)
+	}
+	return t, nil
+}
