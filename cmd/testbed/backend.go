@@ -31,9 +31,12 @@ type backendOptions struct {
 	runDir string
 	// resume starts kept cells from their saved boot (testbed boot).
 	resume bool
+	// fs tells which flags the user set (check).
+	fs *flag.FlagSet
 }
 
 func (o *backendOptions) register(fs *flag.FlagSet) {
+	o.fs = fs
 	fs.StringVar(&o.name, "backend", "emulated", "emulated (instant, modelled driver core) or qemu (real boots)")
 	fs.StringVar(&o.profile, "firmware-profile", "", "rmi firmware profile for every cell instead of the role's own (e.g. rmm-2.0)")
 	fs.StringVar(&o.machine, "machine", qemu.ProfileVirt, "qemu machine profile: virt (emulated RMI answers) or rme (real TF-A + TF-RMM, needs --firmware)")
@@ -55,7 +58,48 @@ type backend struct {
 	progress *progress.Writer
 }
 
+// qemuOnly are the flags only real boots read.
+var qemuOnly = []string{"machine", "firmware", "boot-timeout", "cache"}
+
+// set reports whether the user gave flag name.
+func (o *backendOptions) set(name string) bool {
+	found := false
+	if o.fs != nil {
+		o.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	}
+	return found
+}
+
+// check refuses flags the chosen backend would ignore and values no
+// backend can use, so nothing given on the command line goes unread.
+func (o *backendOptions) check() error {
+	if o.bootTimeout < 0 {
+		return usagef("--boot-timeout %s: a deadline cannot be negative (leave it out for the default, 3m scaled)", o.bootTimeout)
+	}
+	if o.name == "emulated" {
+		for _, f := range qemuOnly {
+			if o.set(f) {
+				return usagef("--%s: the emulated backend boots nothing and would ignore it; add --backend qemu or drop --%s", f, f)
+			}
+		}
+	}
+	return nil
+}
+
+// onlyQemu is for commands that always boot for real (boot): --backend
+// may name qemu, nothing else.
+func (o *backendOptions) onlyQemu(cmd string) error {
+	if o.set("backend") && o.name != "qemu" {
+		return usagef("%s: --backend %s: %s always boots under QEMU (leave --backend out)", cmd, o.name, cmd)
+	}
+	o.name = "qemu"
+	return nil
+}
+
 func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backend, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if o.profile != "" {
 		if _, err := rmi.LookupProfile(o.profile); err != nil {
 			return nil, usagef("--firmware-profile: %v", err)

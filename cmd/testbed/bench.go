@@ -24,12 +24,36 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]   (emulated matrix timing; with --boots N also real boots)", stdout)
 	var bo backendOptions
-	bo.register(fs)
+	bo.register(fs.FlagSet)
 	runs := fs.Int("runs", 20, "emulated matrix runs")
 	boots := fs.Int("boots", 0, "real boots of --cell to time (0: emulated only)")
 	cellName := fs.String("cell", "platform/realm", "cell to boot")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	// --backend picks what is timed beyond the emulated matrix: qemu
+	// needs boots to time, emulated has none.
+	switch {
+	case fs.NArg() != 0:
+		return usagef("bench: takes no arguments (the cell is --cell), got %q", fs.Arg(0))
+	case bo.set("backend") && bo.name == "qemu" && *boots <= 0:
+		return usagef("bench: --backend qemu times real boots: give their number with --boots N")
+	case bo.set("backend") && bo.name == "emulated" && *boots > 0:
+		return usagef("bench: --boots %d boots under QEMU: use --backend qemu or drop --backend emulated", *boots)
+	case bo.set("backend") && bo.name != "qemu" && bo.name != "emulated":
+		return usagef("bench: unknown backend %q (known: emulated, qemu)", bo.name)
+	case *boots > 0:
+		bo.name = "qemu"
+	}
+	if err := bo.check(); err != nil {
+		return err
+	}
+	c, err := cell.Parse(*cellName)
+	if err != nil {
+		return usagef("bench: --cell: %v", err)
+	}
+	if *boots <= 0 && *cellName != fs.Lookup("cell").DefValue {
+		return usagef("bench: --cell %s is booted only with --boots N", c)
 	}
 	cells := cell.Matrix()
 	emu := &backend{Backend: emulated.Backend{}}
@@ -45,11 +69,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *boots <= 0 {
 		return nil
 	}
-	c, err := cell.Parse(*cellName)
-	if err != nil {
-		return err
-	}
-	bo.name = "qemu"
 	b, err := bo.backend(ctx, stderr)
 	if err != nil {
 		return err

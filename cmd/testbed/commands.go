@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,9 @@ func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlags("variants", "", stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("variants: takes no arguments, got %q", fs.Arg(0))
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for _, v := range cell.Variants {
@@ -96,10 +100,12 @@ func (s *selection) cells() ([]cell.Cell, error) {
 	return out, nil
 }
 
+// split reads a comma-separated flag value; a name given twice counts
+// once, so no cell is run (and no run directory made) twice.
 func split(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" && f != "all" {
+		if f = strings.TrimSpace(f); f != "" && f != "all" && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
@@ -132,15 +138,21 @@ func loadExpectations(file string) (*checks.Expectations, error) {
 func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("matrix", "[flags]", stdout)
 	var sel selection
-	sel.register(fs)
+	sel.register(fs.FlagSet)
 	var bo backendOptions
-	bo.register(fs)
+	bo.register(fs.FlagSet)
 	format := fs.String("format", "text", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "also write every format into this directory (report.txt, .json, .xml, .md, .html, snapshots/, and for qemu cells/<cell>/ with console.log, cmdline.txt, reproduce.sh)")
 	expFile := fs.String("expectations", "", "expectations file (default: the built-in checks/expectations.txt)")
 	parallel := fs.Int("parallel", 0, "cells in flight (default: 2 for qemu, 4 for emulated)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("matrix: takes no arguments (cells are chosen with --variant, --role, --userspace), got %q", fs.Arg(0))
+	}
+	if *parallel < 0 {
+		return usagef("--parallel %d: cannot be negative (0: the backend's default)", *parallel)
 	}
 	if err := checkFormat(*format, report.Formats); err != nil {
 		return err
@@ -153,17 +165,20 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if err := bo.check(); err != nil {
+		return err
+	}
+	// The destination is checked before any build or boot: a bad --out
+	// found after an hour of boots loses the hour.
 	if *out != "" {
+		if err := prepareOut(*out); err != nil {
+			return err
+		}
 		bo.runDir = filepath.Join(*out, "cells")
 	}
 	b, err := bo.backend(ctx, stderr)
 	if err != nil {
 		return err
-	}
-	if b.prepare != nil {
-		if err := b.prepare(ctx, cells); err != nil {
-			return err
-		}
 	}
 	par := *parallel
 	if par == 0 {
@@ -178,73 +193,252 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		opts.Progress = func(c cell.Cell, phase string, _ time.Duration) { pw.Phase(c.String(), phase) }
 	}
 	start := time.Now()
-	results, runErr := matrix.Run(ctx, b, cells, opts)
-	pw.Done()
-	rep := report.New(b.Name(), start, time.Since(start), results)
-	if *out != "" {
-		if err := writeAll(rep, *out); err != nil {
-			return err
+	var run matrix.Backend = b
+	if b.prepare != nil {
+		// A failed build still ends in a report: every cell carries the
+		// error, in every format, so a long run never ends silent.
+		if err := b.prepare(ctx, cells); err != nil {
+			run = failing{b.Name(), err}
 		}
 	}
+	results, runErr := matrix.Run(ctx, run, cells, opts)
+	pw.Done()
+	rep := report.New(b.Name(), start, time.Since(start), results)
+	var outErr error
+	if *out != "" {
+		outErr = writeAll(rep, *out)
+	}
 	if err := rep.Write(stdout, *format); err != nil {
-		return err
+		return errors.Join(outErr, err)
 	}
-	if ctx.Err() != nil {
+	switch {
+	case outErr != nil:
+		return outErr
+	case ctx.Err() != nil:
 		return fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	if runErr != nil {
+	case runErr != nil:
 		return fmt.Errorf("infrastructure: %w", runErr)
-	}
-	if !rep.OK() {
+	case !rep.OK():
 		return fmt.Errorf("%w: %s", errMismatch, rep.Summary)
 	}
 	return nil
 }
 
-// writeAll writes every report format (and each cell's snapshot) into dir.
-func writeAll(rep *report.Report, dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "snapshots"), 0o755); err != nil {
-		return err
+// failing stands in for a backend whose preparation failed: every cell
+// fails to start with that error.
+type failing struct {
+	name string
+	err  error
+}
+
+func (f failing) Name() string { return f.name }
+func (f failing) Start(context.Context, cell.Cell) (matrix.Instance, error) {
+	return nil, f.err
+}
+
+// reportFiles names the file of each report format in an --out directory.
+var reportFiles = map[string]string{"text": "report.txt", "json": "report.json", "junit": "report.xml", "markdown": "report.md", "html": "report.html"}
+
+// prepareOut makes sure dir can take a report before any work starts: it
+// is (or is now) a directory we can write, with its snapshots/ directory,
+// and no report file's name is taken by anything but a regular file.
+func prepareOut(dir string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usagef("--out %s: not a directory (name a directory for the report files)", dir)
 	}
-	ext := map[string]string{"text": "txt", "json": "json", "junit": "xml", "markdown": "md", "html": "html"}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return usagef("--out %s: %v", dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return usagef("--out %s: %v", dir, err)
+	}
+	snaps := filepath.Join(dir, "snapshots")
+	// snapshots/ takes the directory's permissions, whatever the umask.
+	if err := os.Mkdir(snaps, 0o700); err == nil {
+		err = os.Chmod(snaps, st.Mode().Perm())
+	} else if !errors.Is(err, os.ErrExist) {
+		return usagef("--out %s: %v", dir, err)
+	}
+	names := []string{snaps}
 	for _, f := range report.Formats {
-		if err := writeFile(filepath.Join(dir, "report."+ext[f]), func(w io.Writer) error { return rep.Write(w, f) }); err != nil {
-			return err
+		names = append(names, filepath.Join(dir, reportFiles[f]))
+	}
+	for i, name := range names {
+		st, err := os.Lstat(name)
+		switch {
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return usagef("--out %s: %v", dir, err)
+		case i == 0 && err == nil && !st.IsDir(), i > 0 && err == nil && !st.Mode().IsRegular():
+			return usagef("--out %s: %s is in the way of the report (a %s): move it or choose another --out", dir, name, kind(st.Mode()))
+		}
+	}
+	for _, d := range []string{dir, snaps} {
+		f, err := os.CreateTemp(d, ".probe-")
+		if err != nil {
+			return usagef("--out %s: cannot write there: %v", dir, err)
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return nil
+}
+
+func kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsRegular():
+		return "file"
+	}
+	return "special file"
+}
+
+// writeAll writes every report format (and each cell's snapshot) into dir,
+// first removing what an earlier run left there that the new report does
+// not describe. One file that cannot be written does not stop the others;
+// the error names every file that failed.
+func writeAll(rep *report.Report, dir string) error {
+	var errs errList
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
+	// Report files are for whoever may read the directory.
+	perm := st.Mode().Perm() &^ 0o111
+	snaps := filepath.Join(dir, "snapshots")
+	if err := os.MkdirAll(snaps, st.Mode().Perm()); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, removeStale(rep, dir)...)
+	for _, f := range report.Formats {
+		if err := writeFile(filepath.Join(dir, reportFiles[f]), perm, func(w io.Writer) error { return rep.Write(w, f) }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, c := range rep.Cells {
 		if c.Snapshot == nil {
 			continue
 		}
-		if err := writeFile(filepath.Join(dir, "snapshots", c.Cell.FileName()+".snap"), c.Snapshot.WriteText); err != nil {
-			return err
+		if err := writeFile(filepath.Join(snaps, c.Cell.FileName()+".snap"), perm, c.Snapshot.WriteText); err != nil {
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("--out %s: %w", dir, errs)
 	}
 	return nil
 }
 
-// writeFile writes through a temporary file so a crash never leaves half a report.
-func writeFile(name string, write func(io.Writer) error) error {
+// removeStale removes the per-cell files of an earlier run in dir that the
+// new report does not describe: snapshots/*.snap and cells/<cell>/. Only
+// names the testbed writes are touched; anything else is left alone.
+func removeStale(rep *report.Report, dir string) []error {
+	snaps, runs := map[string]bool{}, map[string]bool{}
+	for _, c := range rep.Cells {
+		if c.Snapshot != nil {
+			snaps[c.Cell.FileName()+".snap"] = true
+		}
+		if c.Dir != "" {
+			runs[filepath.Base(c.Dir)] = true
+		}
+	}
+	var errs []error
+	remove := func(path string) {
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, fmt.Errorf("removing the earlier run's %s: %w", path, err))
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "snapshots")); err == nil {
+		for _, e := range ents {
+			name := e.Name()
+			if e.Type().IsRegular() && strings.HasSuffix(name, ".snap") && isCellFile(strings.TrimSuffix(name, ".snap")) && !snaps[name] {
+				remove(filepath.Join(dir, "snapshots", name))
+			}
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "cells")); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && isCellFile(e.Name()) && !runs[e.Name()] {
+				remove(filepath.Join(dir, "cells", e.Name()))
+			}
+		}
+	}
+	return errs
+}
+
+// isCellFile reports whether name is a cell's file name ("faux_realm",
+// "faux_realm@trixie"), optionally with a run directory's ".N" suffix.
+func isCellFile(name string) bool {
+	if base, n, ok := strings.Cut(name, "."); ok {
+		if _, err := strconv.Atoi(n); err != nil {
+			return false
+		}
+		name = base
+	}
+	c, err := cell.Parse(strings.Replace(name, "_", "/", 1))
+	return err == nil && c.FileName() == name
+}
+
+// errList is several errors on one line.
+type errList []error
+
+func (l errList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (l errList) Unwrap() []error { return l }
+
+// writeFile writes through a temporary file so a crash never leaves half a
+// report; the file gets perm, whatever the umask.
+func writeFile(name string, perm os.FileMode, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	defer os.Remove(f.Name())
 	if err := write(f); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	return os.Rename(f.Name(), name)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Rename(f.Name(), name); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
 }
 
 // cellArg reads a cell from a positional argument or --variant/--role.
-func cellArg(fs *flag.FlagSet, sel selection) (cell.Cell, error) {
+func cellArg(fs *flagSet, sel selection) (cell.Cell, error) {
 	switch {
 	case fs.NArg() == 1 && sel.variants == "" && sel.roles == "":
-		return cell.Parse(fs.Arg(0))
+		c, err := cell.Parse(fs.Arg(0))
+		if err != nil || sel.userspaces == "" {
+			return c, err
+		}
+		// --userspace beside a cell name: honoured when the name leaves
+		// the userspace open, refused when the two disagree.
+		u, err := cell.ParseUserspace(sel.userspaces)
+		if err != nil {
+			return cell.Cell{}, usagef("%s: --userspace: %v (one userspace for one cell)", fs.Name(), err)
+		}
+		if strings.Contains(fs.Arg(0), "@") && u != c.Userspace {
+			return cell.Cell{}, usagef("%s: --userspace %s contradicts the cell %s: give the userspace once", fs.Name(), u, c)
+		}
+		c.Userspace = u
+		return c, nil
 	case fs.NArg() == 0 && sel.variants != "":
 		v, err := cell.ParseVariant(sel.variants)
 		if err != nil {
@@ -269,9 +463,9 @@ func cellArg(fs *flag.FlagSet, sel selection) (cell.Cell, error) {
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("snapshot", "[VARIANT/ROLE[@USERSPACE] | --variant V --role R] [flags]", stdout)
 	var sel selection
-	sel.register(fs)
+	sel.register(fs.FlagSet)
 	var bo backendOptions
-	bo.register(fs)
+	bo.register(fs.FlagSet)
 	format := fs.String("format", "text", "output format: text, json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -300,31 +494,42 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func takeSnapshot(ctx context.Context, b *backend, c cell.Cell) (*snapshot.Snapshot, error) {
 	if b.prepare != nil {
 		if err := b.prepare(ctx, []cell.Cell{c}); err != nil {
-			return nil, err
+			return nil, cellErr(c, err)
 		}
 	}
 	inst, err := b.Start(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, cellErr(c, err)
 	}
 	s, err := matrix.Snapshot(ctx, inst)
 	err = errors.Join(err, inst.Close())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c, err)
+		return nil, cellErr(c, err)
 	}
 	s.Meta.Cell = c.String()
 	return s, nil
 }
 
+// cellErr makes err name cell c, once.
+func cellErr(c cell.Cell, err error) error {
+	if strings.HasPrefix(err.Error(), c.String()+": ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", c, err)
+}
+
 func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("diff", "A B   (each a cell like platform/realm or a snapshot file)", stdout)
 	var bo backendOptions
-	bo.register(fs)
+	bo.register(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
 		return usagef("diff: want two arguments (cells or snapshot files), got %d", fs.NArg())
+	}
+	if err := bo.check(); err != nil {
+		return err
 	}
 	var snaps [2]*snapshot.Snapshot
 	var b *backend
@@ -431,7 +636,7 @@ func runFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	n, err := fidelity(ctx, stdout, rep)
 	if err != nil {
-		return err
+		return fmt.Errorf("fidelity %s: %w", fs.Arg(0), err)
 	}
 	if n > 0 {
 		return fmt.Errorf("%w: %d differences between the real boots and the emulated model", errMismatch, n)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"cca-testbed/cell"
 	"cca-testbed/guest"
@@ -22,6 +25,9 @@ type session struct {
 	KeyPath string `json:"key_path"`
 	HostKey string `json:"host_key"` // authorized_keys form
 	Pid     int    `json:"qemu_pid"`
+	// Started is the QEMU process's start time (/proc/PID/stat field 22,
+	// clock ticks since boot), so a recycled pid is not taken for it.
+	Started uint64 `json:"qemu_started,omitempty"`
 }
 
 const sessionFile = "session.json"
@@ -35,9 +41,9 @@ func runsDir(cacheFlag string) (string, error) {
 func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("boot", "VARIANT/ROLE[@USERSPACE] [flags]   (real QEMU; stays up until Ctrl-C)", stdout)
 	var sel selection
-	sel.register(fs)
+	sel.register(fs.FlagSet)
 	var bo backendOptions
-	bo.register(fs)
+	bo.register(fs.FlagSet)
 	fresh := fs.Bool("fresh", false, "boot afresh instead of resuming the saved boot of an earlier testbed boot")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,7 +52,9 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	bo.name = "qemu"
+	if err := bo.onlyQemu("boot"); err != nil {
+		return err
+	}
 	bo.resume = !*fresh
 	if bo.runDir, err = runsDir(bo.cache); err != nil {
 		return err
@@ -66,7 +74,12 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	li := inst.(*vm.Instance)
 	s := li.Session()
 	state := filepath.Join(li.Dir(), sessionFile)
-	if err := writeJSON(state, session{Cell: c.String(), Addr: s.Addr, KeyPath: s.KeyPath, HostKey: s.HostKey, Pid: li.VM().Pid()}); err != nil {
+	pid := li.VM().Pid()
+	started, err := procStart(pid)
+	if err != nil {
+		return fmt.Errorf("%s: QEMU (pid %d): %w", c, pid, err)
+	}
+	if err := writeJSON(state, session{Cell: c.String(), Addr: s.Addr, KeyPath: s.KeyPath, HostKey: s.HostKey, Pid: pid, Started: started}); err != nil {
 		return err
 	}
 	defer os.Remove(state)
@@ -99,7 +112,8 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	var s session
-	b, err := os.ReadFile(filepath.Join(dir, c.FileName(), sessionFile))
+	file := filepath.Join(dir, c.FileName(), sessionFile)
+	b, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return usagef("ssh: %s is not running: start it with testbed boot %s in another terminal (after its first boot it resumes in about a second)", c, c)
 	}
@@ -107,11 +121,18 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("ssh: %s: %w", filepath.Join(dir, c.FileName(), sessionFile), err)
+		return fmt.Errorf("ssh: %s: %w", file, err)
+	}
+	// A testbed boot that was killed leaves its session behind; its QEMU
+	// died with it (parent-death signal). Say so now rather than dial a
+	// port nobody listens on until the deadline.
+	if !qemuAlive(s) {
+		os.Remove(file)
+		return fmt.Errorf("ssh: %s is not running: its QEMU (pid %d) has ended, so the testbed boot that started it is gone (session %s removed); start it again with testbed boot %s", c, s.Pid, file, c)
 	}
 	hk, err := guest.ParseHostKey([]byte(s.HostKey))
 	if err != nil {
-		return err
+		return fmt.Errorf("ssh: %s: host key: %w", file, err)
 	}
 	g, err := guest.DialSSH(ctx, guest.SSHConfig{Addr: s.Addr, KeyPath: s.KeyPath, HostKey: hk})
 	if err != nil {
@@ -138,4 +159,39 @@ func writeJSON(name string, v any) error {
 		return err
 	}
 	return os.WriteFile(name, append(b, '\n'), 0o600)
+}
+
+// qemuAlive reports whether the session's QEMU still runs: its pid exists,
+// started when the session says, and is not a zombie.
+func qemuAlive(s session) bool {
+	if s.Pid <= 0 {
+		return false
+	}
+	started, err := procStart(s.Pid)
+	if err != nil {
+		return false
+	}
+	return s.Started == 0 || started == s.Started
+}
+
+// procStart reads a live process's start time from /proc/PID/stat (field
+// 22, in clock ticks since boot); a zombie counts as ended.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d has exited", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
 }

@@ -39,10 +39,42 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible(context.Background(), os.Stderr)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// interruptible cancels ctx on the first Ctrl-C (or SIGTERM), so the run
+// stops QEMU and writes what it has; a second one ends the process at once
+// with exitError, whatever it was waiting for. QEMU and the build tools die
+// with the testbed (parent-death signal), so nothing outlives it.
+func interruptible(parent context.Context, stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(stderr, "testbed: interrupted: stopping (interrupt again to exit at once)")
+		cancel()
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(stderr, "testbed: interrupted twice: exiting without waiting")
+		os.Exit(exitError)
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // remoteExit is a guest command's non-zero exit status, passed through by
@@ -72,8 +104,12 @@ type command struct {
 	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// testCommands are commands compiled in only for tests (build tag
+// testbedhang); empty in the real binary.
+var testCommands []command
+
 func commands() []command {
-	return []command{
+	return append([]command{
 		{"variants", "list the registration variants", runVariants},
 		{"matrix", "run cells and grade them against their expectations", runMatrix},
 		{"snapshot", "take the snapshot of one cell", runSnapshot},
@@ -84,15 +120,16 @@ func commands() []command {
 		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
 		{"prune", "remove cached images and kernels not used for a while", runPrune},
-	}
+	}, testCommands...)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr) // a mistake: the usage text is not output
+		return usagef("no command given")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
-		if len(args) == 0 {
-			return usagef("no command given")
-		}
 		return nil
 	}
 	for _, c := range commands() {
@@ -113,11 +150,14 @@ func usage(w io.Writer) {
 }
 
 // newFlags makes a FlagSet whose errors come back as one-line usage errors
-// and whose --help prints to stdout.
-func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// (the flag package would print the whole usage text on a bad flag; that
+// text is never output, so it goes nowhere) and whose --help prints to
+// stdout.
+func newFlags(name, synopsis string, stdout io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	fs.Usage = func() {}
+	fs.help = func() {
 		fmt.Fprintf(stdout, "usage: testbed %s %s\n\nflags:\n", name, synopsis)
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
@@ -126,10 +166,20 @@ func newFlags(name, synopsis string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// flagSet is a command's flags with its --help text, which only an
+// explicit -h/--help prints.
+type flagSet struct {
+	*flag.FlagSet
+	help func()
+}
+
+func parseFlags(fs *flagSet, args []string) error {
 	for _, a := range args {
+		if a == "--" {
+			break
+		}
 		if a == "-h" || a == "-help" || a == "--help" {
-			fs.Usage()
+			fs.help()
 			return flag.ErrHelp
 		}
 	}
