@@ -376,3 +376,25 @@ func TestErrorsNameTheirSubject(t *testing.T) {
 		}
 	}
 }
+
+// TestBootAlreadyUp: a second testbed boot of a cell that is up is refused
+// before anything is built (the rme firmware error would come first
+// otherwise), instead of booting a twin testbed ssh cannot tell apart.
+func TestBootAlreadyUp(t *testing.T) {
+	cache := t.TempDir()
+	dir := filepath.Join(cache, "run", "faux_realm")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	start, err := procStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(filepath.Join(dir, sessionFile), session{Cell: "faux/realm", Pid: os.Getpid(), Started: start}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := testbed(t, "boot", "faux/realm", "--cache", cache, "--machine", "rme", "--firmware", filepath.Join(cache, "none.bin"))
+	if code != exitError || !strings.Contains(stderr, "boot: faux/realm is already up") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -59,6 +59,12 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if bo.runDir, err = runsDir(bo.cache); err != nil {
 		return err
 	}
+	// One testbed boot per cell: a second would boot beside the first
+	// and leave testbed ssh reaching only one of them.
+	file := filepath.Join(bo.runDir, c.FileName(), sessionFile)
+	if s, err := readSession(file); err == nil && qemuAlive(s) {
+		return usagef("boot: %s is already up (QEMU pid %d, from another testbed boot): reach it with testbed ssh %s", c, s.Pid, c)
+	}
 	b, err := bo.backend(ctx, stderr)
 	if err != nil {
 		return err
@@ -111,17 +117,13 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var s session
 	file := filepath.Join(dir, c.FileName(), sessionFile)
-	b, err := os.ReadFile(file)
+	s, err := readSession(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return usagef("ssh: %s is not running: start it with testbed boot %s in another terminal (after its first boot it resumes in about a second)", c, c)
 	}
 	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("ssh: %s: %w", file, err)
+		return fmt.Errorf("ssh: %w", err)
 	}
 	// A testbed boot that was killed leaves its session behind; its QEMU
 	// died with it (parent-death signal). Say so now rather than dial a
@@ -194,4 +196,16 @@ func procStart(pid int) (uint64, error) {
 		return 0, fmt.Errorf("process %d has exited", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func readSession(file string) (session, error) {
+	var s session
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", file, err)
+	}
+	return s, nil
 }
