@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 RESULTS ?= results
 
-.PHONY: run test setup build vet fmt-check bench clean
+.PHONY: run test setup build vet fmt-check fuzz bench clean
 
 setup:
 	@scripts/setup-host
@@ -19,8 +19,14 @@ run: setup build
 	@bin/testbed matrix --backend qemu --out $(RESULTS) --format text; rc=$$?; \
 	  echo "report: $(RESULTS)/report.html (also .json, .xml, .md, snapshots/, cells/)"; exit $$rc
 
-test: setup vet fmt-check
+test: setup vet fmt-check fuzz
 	$(GO) test -count=1 -timeout 28m ./...
+
+# Every fuzz target for FUZZTIME (scripts/nightly runs them longer); a
+# failing input lands in the package's testdata/fuzz/ for committing.
+FUZZTIME ?= 3s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz
 
 vet:
 	@$(GO) vet ./...
