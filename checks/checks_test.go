@@ -16,11 +16,40 @@ func TestParseExpectationsErrors(t *testing.T) {
 		{"platform tsm0 none\n", "line 1: bad cell pattern"},
 		{"[/realm tsm0 none\n", "line 1: bad cell pattern"},
 		{"faux/realm cvm-systemd none xfail:\n", "line 1: xfail needs a reason"},
+		{"faux/realm cvm-systemd none xfail: # the reason is only a comment\n", "line 1: xfail needs a reason"},
+		{"faux/realm cvm-systemd none because\n", "line 1: unexpected \"because\" after the value"},
 	}
 	for _, tt := range tests {
 		_, err := ParseExpectations(strings.NewReader(tt.in))
 		if err == nil || !errors.Is(err, ErrExpectations) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseExpectations(%q) = %v, want error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+// TestCommentsMeanNothing: text after '#' is a comment wherever it starts,
+// so nothing inside it (an "xfail:", a field) changes what the line says.
+func TestCommentsMeanNothing(t *testing.T) {
+	tests := []struct {
+		line string
+		want Expectation
+	}{
+		{"faux/realm tsm0 none # was xfail: fixed in v2", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "none"}},
+		{"faux/realm tsm0 none#xfail: glued", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "none"}},
+		{"faux/realm tsm0 none xfail: no MODALIAS # see DESIGN.md", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "none", XFail: true, Reason: "no MODALIAS"}},
+		{"faux/realm tsm0 none xfail:no space", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "none", XFail: true, Reason: "no space"}},
+		{"faux/realm tsm0 axfail:b xfail: two  spaces", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "axfail:b", XFail: true, Reason: "two  spaces"}},
+		{"  faux/realm tsm0 none   # a note", Expectation{Cells: "faux/realm", Check: "tsm0", Value: "none"}},
+	}
+	for _, tt := range tests {
+		e, err := ParseExpectations(strings.NewReader(tt.line + "\n"))
+		if err != nil {
+			t.Errorf("%q: %v", tt.line, err)
+			continue
+		}
+		tt.want.Line = 1
+		if len(e.lines) != 1 || e.lines[0] != tt.want {
+			t.Errorf("%q: parsed %+v, want %+v", tt.line, e.lines, tt.want)
 		}
 	}
 }
@@ -144,6 +173,27 @@ func FuzzParseExpectations(f *testing.F) {
 		for _, l := range e.lines {
 			if l.XFail && l.Reason == "" {
 				t.Fatalf("xfail without reason accepted: %+v", l)
+			}
+		}
+		// A comment appended to every line changes nothing (short inputs:
+		// the longer lines must stay under the scanner's line limit).
+		if len(in) > 16<<10 {
+			return
+		}
+		var commented strings.Builder
+		for l := range strings.Lines(in) {
+			commented.WriteString(strings.TrimRight(l, "\r\n") + " # xfail: a b c #\n")
+		}
+		again, err := ParseExpectations(strings.NewReader(commented.String()))
+		if err != nil {
+			t.Fatalf("commented copy fails: %v\n%s", err, commented.String())
+		}
+		if len(e.lines) != len(again.lines) {
+			t.Fatalf("a comment changed the number of lines: %d, then %d", len(e.lines), len(again.lines))
+		}
+		for i := range e.lines {
+			if e.lines[i] != again.lines[i] {
+				t.Fatalf("a comment changed the meaning: %+v, then %+v", e.lines[i], again.lines[i])
 			}
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // DefaultExpectations is the recorded expectation of every cell.
@@ -53,27 +54,35 @@ func (e *Expectations) Lookup(cell, check string) (Expectation, bool) {
 // ParseExpectations reads the line format:
 //
 //	# comment
-//	CELL-OR-PATTERN  CHECK  VALUE  [xfail: REASON]
-//	CELL-OR-PATTERN  CHECK  VALUE  [# note]
+//	CELL-OR-PATTERN  CHECK  VALUE  [xfail: REASON]  [# comment]
 //
-// Errors name the line and what is wrong with it.
+// A '#' starts a comment wherever it stands, so nothing after it (an
+// "xfail:" included) changes what the line says; values and reasons
+// cannot hold a '#'. Errors name the line and what is wrong with it.
 func ParseExpectations(r io.Reader) (*Expectations, error) {
 	var e Expectations
 	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
 			continue
 		}
-		body, reason, xfail := strings.Cut(line, "xfail:")
-		body, _, _ = strings.Cut(body, "#")
-		fields := strings.Fields(body)
-		if len(fields) != 3 {
+		if len(fields) < 3 {
 			return nil, fmt.Errorf("%w: line %d: want CELL CHECK VALUE [xfail: REASON], got %d fields", ErrExpectations, n, len(fields))
 		}
-		x := Expectation{Cells: fields[0], Check: fields[1], Value: fields[2], XFail: xfail, Reason: strings.TrimSpace(reason), Line: n}
+		x := Expectation{Cells: fields[0], Check: fields[1], Value: fields[2], Line: n}
+		if len(fields) > 3 {
+			// The reason is the rest of the line as written, inner
+			// spacing kept.
+			reason, ok := strings.CutPrefix(afterFields(line, 3), "xfail:")
+			if !ok {
+				return nil, fmt.Errorf("%w: line %d: unexpected %q after the value (want xfail: REASON, or # before a comment)", ErrExpectations, n, fields[3])
+			}
+			x.XFail, x.Reason = true, strings.TrimSpace(reason)
+		}
 		if _, err := path.Match(x.Cells, ""); err != nil || !strings.Contains(x.Cells, "/") {
 			return nil, fmt.Errorf("%w: line %d: bad cell pattern %q (want variant/role, globs allowed)", ErrExpectations, n, x.Cells)
 		}
@@ -89,6 +98,16 @@ func ParseExpectations(r io.Reader) (*Expectations, error) {
 		return nil, fmt.Errorf("%w: line %d: %v", ErrExpectations, n+1, err)
 	}
 	return &e, nil
+}
+
+// afterFields returns s after its first n blank-separated fields, leading
+// blanks removed.
+func afterFields(s string, n int) string {
+	for range n {
+		s = strings.TrimLeftFunc(s, unicode.IsSpace)
+		s = strings.TrimLeftFunc(s, func(r rune) bool { return !unicode.IsSpace(r) })
+	}
+	return strings.TrimLeftFunc(s, unicode.IsSpace)
 }
 
 // Default parses DefaultExpectations; it is checked by a test.
