@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"cca-testbed/internal/input"
 	"cca-testbed/snapshot"
 )
 
@@ -20,12 +22,11 @@ func Read(name string) (*Report, error) {
 	if st, err := os.Stat(name); err == nil && st.IsDir() {
 		name = filepath.Join(name, "report.json")
 	}
-	f, err := os.Open(name)
+	b, err := input.ReadFile(name, "report", input.MaxReport)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return Decode(f, name)
+	return Decode(bytes.NewReader(b), name)
 }
 
 // Decode reads a JSON report from r; name is used in errors.

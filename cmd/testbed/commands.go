@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
 	"cca-testbed/images"
+	"cca-testbed/internal/input"
 	"cca-testbed/internal/progress"
 	"cca-testbed/matrix"
 	"cca-testbed/report"
@@ -123,12 +125,11 @@ func loadExpectations(file string) (*checks.Expectations, error) {
 	if file == "" {
 		return checks.Default(), nil
 	}
-	f, err := os.Open(file)
+	b, err := input.ReadFile(file, "expectations", input.MaxExpectations)
 	if err != nil {
-		return nil, usagef("expectations: %v", err)
+		return nil, usagef("%v", err)
 	}
-	defer f.Close()
-	e, err := checks.ParseExpectations(f)
+	e, err := checks.ParseExpectations(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -559,12 +560,11 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func readSnapshot(name string) (*snapshot.Snapshot, error) {
-	f, err := os.Open(name)
+	b, err := input.ReadFile(name, "snapshot", input.MaxSnapshot)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	s, err := snapshot.Parse(f)
+	s, err := snapshot.Parse(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
