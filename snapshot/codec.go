@@ -4,23 +4,39 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
-// Text format: a header line, "meta" lines, then one fact per line:
+// Text format: a header line, "meta" lines, one fact per line, and an end
+// line:
 //
-//	cca-testbed snapshot 1
+//	cca-testbed snapshot 2
 //	meta cell faux/realm
 //	link class/tsm/tsm0 ../../devices/faux/arm-rmi-dev/tsm/tsm0
+//	end
 //
-// Values may contain spaces; kinds and paths may not.
-const header = "cca-testbed snapshot"
+// Values may contain spaces; kinds and paths may not. The end line is what
+// tells a whole snapshot from one cut off at a line boundary, and nothing
+// may follow it, so two snapshots pasted together are refused too. Version
+// 1 had no end line and is not read: nothing could tell a cut-off version 1
+// file from a whole one.
+const (
+	header  = "cca-testbed snapshot"
+	endLine = "end"
+)
 
-// WriteText writes the human-readable, diffable form.
+// WriteText writes the human-readable, diffable form, or nothing and an
+// error when s fails Validate (a line break in a value would make the text
+// say something else).
 func (s *Snapshot) WriteText(w io.Writer) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "%s %d\n", header, Version)
 	for _, kv := range s.Meta.pairs() {
@@ -31,13 +47,17 @@ func (s *Snapshot) WriteText(w io.Writer) error {
 	for _, f := range s.Facts {
 		fmt.Fprintln(bw, f.String())
 	}
+	fmt.Fprintln(bw, endLine)
 	return bw.Flush()
 }
 
-// Text returns WriteText's output as a string.
+// Text returns WriteText's output as a string; for a snapshot that fails
+// Validate, a comment line saying why, which Parse refuses.
 func (s *Snapshot) Text() string {
 	var b bytes.Buffer
-	_ = s.WriteText(&b) // a bytes.Buffer does not fail
+	if err := s.WriteText(&b); err != nil { // a bytes.Buffer does not fail
+		return "# " + strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(err.Error()) + "\n"
+	}
 	return b.String()
 }
 
@@ -46,35 +66,39 @@ func (m *Meta) pairs() [][2]string {
 		{"userspace", m.Userspace}, {"kernel", m.Kernel}, {"firmware", m.Firmware}}
 }
 
-func (m *Meta) set(key, value string) bool {
+func (m *Meta) field(key string) *string {
 	switch key {
 	case "cell":
-		m.Cell = value
+		return &m.Cell
 	case "backend":
-		m.Backend = value
+		return &m.Backend
 	case "conduit":
-		m.Conduit = value
+		return &m.Conduit
 	case "userspace":
-		m.Userspace = value
+		return &m.Userspace
 	case "kernel":
-		m.Kernel = value
+		return &m.Kernel
 	case "firmware":
-		m.Firmware = value
-	default:
-		return false
+		return &m.Firmware
 	}
-	return true
+	return nil
 }
 
-// WriteJSON writes the machine-readable form.
+// WriteJSON writes the machine-readable form, or nothing and an error
+// when s fails Validate.
 func (s *Snapshot) WriteJSON(w io.Writer) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(s)
 }
 
-// Parse reads a snapshot in either form (JSON if it starts with '{').
-// Errors name the line (text) or byte offset (JSON) that is wrong.
+// Parse reads one snapshot in either form (JSON if it starts with '{').
+// Errors name the line (text) or line:column (JSON) that is wrong. Both
+// forms hold their values to the same rules (Validate), so a snapshot
+// read from one form always writes the same to the other.
 func Parse(r io.Reader) (*Snapshot, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -86,46 +110,99 @@ func Parse(r io.Reader) (*Snapshot, error) {
 	return parseText(data)
 }
 
-func parseJSON(data []byte) (*Snapshot, error) {
-	var s Snapshot
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%w: json at byte %d: %v", ErrFormat, dec.InputOffset(), err)
+// Validate checks what both forms require of a snapshot's values: known
+// kinds, paths without blanks, no line breaks in values or meta, valid
+// UTF-8 everywhere. Snapshots from elsewhere (report.json) go through it
+// before use.
+func (s *Snapshot) Validate() error {
+	if err := checkMeta(s.Meta); err != nil {
+		return fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	for i, f := range s.Facts {
 		if err := checkFact(f); err != nil {
-			return nil, fmt.Errorf("%w: json fact %d: %v", ErrFormat, i, err)
+			return fmt.Errorf("%w: fact %d: %v", ErrFormat, i, err)
 		}
 	}
+	return nil
+}
+
+// Canonical validates s and puts its facts in canonical order without
+// duplicates, as Parse and Add leave them.
+func (s *Snapshot) Canonical() error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
 	s.normalize()
-	return &s, nil
+	return nil
+}
+
+func checkMeta(m Meta) error {
+	for _, kv := range m.pairs() {
+		if err := checkValue(kv[1]); err != nil {
+			return fmt.Errorf("meta %s: %v", kv[0], err)
+		}
+	}
+	return nil
+}
+
+func checkValue(v string) error {
+	switch {
+	case strings.ContainsAny(v, "\r\n"):
+		return errors.New("value holds a line break")
+	case !utf8.ValidString(v):
+		return errors.New("value is not valid UTF-8")
+	}
+	return nil
 }
 
 func parseText(data []byte) (*Snapshot, error) {
 	var s Snapshot
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrFormat)
+	}
+	seen := map[string]bool{}
+	ended := false
 	n := 0
-	for sc.Scan() {
+	for len(data) > 0 {
 		n++
-		line := sc.Text()
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte("\n"))
+		if !utf8.Valid(line) {
+			return nil, fmt.Errorf("%w: line %d: not valid UTF-8", ErrFormat, n)
+		}
+		text := strings.TrimSuffix(string(line), "\r")
+		if strings.Contains(text, "\r") {
+			return nil, fmt.Errorf("%w: line %d: holds a carriage return", ErrFormat, n)
+		}
+		if ended {
+			return nil, fmt.Errorf("%w: line %d: text after the end line (two snapshots in one file?)", ErrFormat, n)
+		}
 		if n == 1 {
-			v, ok := strings.CutPrefix(line, header+" ")
+			v, ok := strings.CutPrefix(text, header+" ")
 			if !ok || v != strconv.Itoa(Version) {
-				return nil, fmt.Errorf("%w: line 1: want %q, got %q", ErrFormat, fmt.Sprintf("%s %d", header, Version), line)
+				return nil, fmt.Errorf("%w: line 1: want %q, got %q%s", ErrFormat, fmt.Sprintf("%s %d", header, Version), text, oldVersion(v))
 			}
 			continue
 		}
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+		if text == endLine {
+			ended = true
 			continue
 		}
-		kind, rest, _ := strings.Cut(line, " ")
+		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		kind, rest, _ := strings.Cut(text, " ")
 		p, value, _ := strings.Cut(rest, " ")
 		if kind == "meta" {
-			if !s.Meta.set(p, value) {
+			field := s.Meta.field(p)
+			if field == nil {
 				return nil, fmt.Errorf("%w: line %d: unknown meta key %q", ErrFormat, n, p)
 			}
+			if seen[p] {
+				return nil, fmt.Errorf("%w: line %d: meta %s given twice", ErrFormat, n, p)
+			}
+			seen[p] = true
+			*field = value
 			continue
 		}
 		f := Fact{Kind: kind, Path: p, Value: value}
@@ -134,12 +211,16 @@ func parseText(data []byte) (*Snapshot, error) {
 		}
 		s.Facts = append(s.Facts, f)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: line %d: %v", ErrFormat, n+1, err)
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: empty input", ErrFormat)
+	if !ended {
+		return nil, fmt.Errorf("%w: line %d: no %q line: the snapshot is cut off", ErrFormat, n+1, endLine)
 	}
 	s.normalize()
 	return &s, nil
+}
+
+func oldVersion(v string) string {
+	if v == "1" {
+		return " (version 1 had no end line, so a cut-off file cannot be told from a whole one: take the snapshot again, or read it from report.json)"
+	}
+	return ""
 }

@@ -17,10 +17,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
-// Version is written in the header of every text snapshot.
-const Version = 1
+// Version is written in the header of every text snapshot. Version 2
+// added the end line.
+const Version = 2
 
 // Kinds of fact. A fact's meaning is "kind path value".
 const (
@@ -145,8 +147,11 @@ func checkFact(f Fact) error {
 		return fmt.Errorf("unknown fact kind %q (known: %s)", f.Kind, strings.Join(kindOrder, ", "))
 	case f.Path == "" || strings.ContainsAny(f.Path, " \t\r\n"):
 		return fmt.Errorf("fact %q: path must be non-empty without blanks", f.Kind)
-	case strings.ContainsAny(f.Value, "\r\n"):
-		return fmt.Errorf("fact %s %s: value holds a line break", f.Kind, f.Path)
+	case !utf8.ValidString(f.Path):
+		return fmt.Errorf("fact %s %q: path is not valid UTF-8", f.Kind, f.Path)
+	}
+	if err := checkValue(f.Value); err != nil {
+		return fmt.Errorf("fact %s %s: %v", f.Kind, f.Path, err)
 	}
 	return nil
 }

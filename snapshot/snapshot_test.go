@@ -2,7 +2,9 @@ package snapshot
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,11 +123,11 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", "empty input"},
 		{"hello\n", "line 1"},
-		{"cca-testbed snapshot 1\nlink class/tsm/tsm0 x\nbogus a b\n", "line 3: unknown fact kind \"bogus\""},
-		{"cca-testbed snapshot 1\nmeta colour red\n", "line 2: unknown meta key"},
-		{"cca-testbed snapshot 1\ndevice\n", "line 2: fact \"device\": path must be non-empty"},
-		{`{"meta":{},"facts":[{"kind":"nope","path":"x"}]}`, "json fact 0"},
-		{`{"meta":{}, "facts": [}`, "json at byte"},
+		{"cca-testbed snapshot 2\nlink class/tsm/tsm0 x\nbogus a b\nend\n", "line 3: unknown fact kind \"bogus\""},
+		{"cca-testbed snapshot 2\nmeta colour red\nend\n", "line 2: unknown meta key"},
+		{"cca-testbed snapshot 2\ndevice\nend\n", "line 2: fact \"device\": path must be non-empty"},
+		{`{"meta":{},"facts":[{"kind":"nope","path":"x"}]}`, "json line 1:21: fact 0: unknown fact kind"},
+		{"{\"meta\":{},\n \"facts\": [}", "json line 2:12: invalid character '}'"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(strings.NewReader(tt.in))
@@ -134,6 +136,127 @@ func TestParseErrors(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Errorf("Parse(%q) error spans lines: %q", tt.in, err)
+		}
+	}
+}
+
+// TestParseRefusesPartialOrDouble: a snapshot cut off at any line, or two
+// snapshots in one input, is an error in both forms, never a smaller or
+// merged snapshot.
+func TestParseRefusesPartialOrDouble(t *testing.T) {
+	s, err := Take(os.DirFS(mkTree(t)), Meta{Cell: "platform/realm", Backend: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j bytes.Buffer
+	if err := s.WriteJSON(&j); err != nil {
+		t.Fatal(err)
+	}
+	for form, whole := range map[string]string{"text": s.Text(), "json": j.String()} {
+		if _, err := Parse(strings.NewReader(whole)); err != nil {
+			t.Fatalf("%s: whole snapshot: %v", form, err)
+		}
+		// Cut at every line boundary, and in the middle of the last line.
+		for i := 0; i < len(whole)-1; i++ {
+			if whole[i] != '\n' && i != len(whole)-3 {
+				continue
+			}
+			cut := whole[:i+1]
+			if _, err := Parse(strings.NewReader(cut)); err == nil || !errors.Is(err, ErrFormat) {
+				t.Errorf("%s cut after byte %d: err = %v, want ErrFormat", form, i+1, err)
+			}
+		}
+		if _, err := Parse(strings.NewReader(whole + whole)); err == nil || !errors.Is(err, ErrFormat) {
+			t.Errorf("%s twice: err = %v, want ErrFormat", form, err)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"cca-testbed snapshot 2\nlink a b\n", "line 3: no \"end\" line: the snapshot is cut off"},
+		{"cca-testbed snapshot 2\nend\ncca-testbed snapshot 2\nend\n", "line 3: text after the end line"},
+		{"{\"meta\":{}}\n{\"meta\":{}}", "json line 2:1: text after the end of the snapshot"},
+		{"{\"meta\":{}, \"facts\": [", "json line 1:23: unexpected end of input"},
+		{"cca-testbed snapshot 1\nlink a b\n", "version 1 had no end line"},
+	} {
+		if _, err := Parse(strings.NewReader(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+// TestFormsAgree: both forms hold values to the same rules, so an input one
+// form refuses cannot be written by the other (and read back differently).
+func TestFormsAgree(t *testing.T) {
+	tests := []struct {
+		name string
+		snap Snapshot
+		want string
+	}{
+		{"line break in meta", Snapshot{Meta: Meta{Cell: "faux/realm\nlink x y"}}, "meta cell: value holds a line break"},
+		{"carriage return in meta", Snapshot{Meta: Meta{Kernel: "7.3\r"}}, "meta kernel: value holds a line break"},
+		{"invalid UTF-8 in meta", Snapshot{Meta: Meta{Kernel: "7.3\xff"}}, "meta kernel: value is not valid UTF-8"},
+		{"invalid UTF-8 in a value", Snapshot{Facts: []Fact{{KindFile, "firmware/cca/realm_guest", "1\xfe"}}}, "not valid UTF-8"},
+		{"invalid UTF-8 in a path", Snapshot{Facts: []Fact{{KindFile, "firmware/\xc3", "1"}}}, "not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.snap.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate = %v, want %q", err, tt.want)
+			}
+			for _, write := range []func(io.Writer) error{tt.snap.WriteText, tt.snap.WriteJSON} {
+				var b bytes.Buffer
+				if err := write(&b); err == nil || b.Len() > 0 {
+					t.Errorf("wrote %q, err %v; want nothing written and an error", b.String(), err)
+				}
+			}
+			j, err := json.MarshalIndent(&tt.snap, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// encoding/json writes invalid UTF-8 as U+FFFD: put the raw
+			// bytes back so the parser sees what a hostile file holds.
+			raw := strings.ReplaceAll(string(j), `\ufffd`, "\xff")
+			for form, in := range map[string]string{"text": tt.snap.Text(), "json": raw} {
+				if _, err := Parse(strings.NewReader(in)); err == nil || !errors.Is(err, ErrFormat) {
+					t.Errorf("%s form: Parse = %v, want ErrFormat", form, err)
+				}
+			}
+		})
+	}
+}
+
+func TestJSONPositions(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"{\n  \"meta\": {\"cell\": 3}\n}", "json line 2:20: meta cell: want a string, got a number"},
+		{"{\n  \"meta\": {},\n  \"colour\": 1\n}", "json line 3:3: unknown key \"colour\""},
+		{"{\"meta\": {\"cell\": \"a\", \"cell\": \"b\"}}", "json line 1:24: meta: key \"cell\" given twice"},
+		{"{\"facts\": [\n {\"kind\": \"link\", \"path\": \"a\", \"extra\": \"\"}]}", "json line 2:32: fact 0: unknown key \"extra\""},
+	}
+	for _, tt := range tests {
+		if _, err := Parse(strings.NewReader(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+// TestMeasuredSnapshots: the snapshots of the measured run in docs/ stay
+// readable and canonical (they are WriteText's output, byte for byte).
+func TestMeasuredSnapshots(t *testing.T) {
+	files, err := filepath.Glob("../docs/measured/*/snapshots/*.snap")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no measured snapshots found (%v)", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Parse(bytes.NewReader(b))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if s.Text() != string(b) {
+			t.Errorf("%s: not in canonical form", f)
 		}
 	}
 }
@@ -166,7 +289,7 @@ func TestDiff(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add([]byte("cca-testbed snapshot 1\nmeta cell faux/realm\nlink class/tsm/tsm0 ../x\n"))
+	f.Add([]byte("cca-testbed snapshot 2\nmeta cell faux/realm\nlink class/tsm/tsm0 ../x\nend\n"))
 	f.Add([]byte(`{"meta":{"cell":"x"},"facts":[{"kind":"link","path":"a","value":"b"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(bytes.NewReader(data))
@@ -176,13 +299,26 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		// What parses must survive a round trip through text.
-		again, err := Parse(strings.NewReader(s.Text()))
-		if err != nil {
-			t.Fatalf("re-parse of own output: %v\n%s", err, s.Text())
+		// What parses must survive a round trip through both forms,
+		// meta included.
+		var j bytes.Buffer
+		if err := s.WriteJSON(&j); err != nil {
+			t.Fatal(err)
 		}
-		if d := Diff(s, again); len(d) != 0 {
-			t.Fatalf("round trip changed %v", d)
+		for form, out := range map[string]string{"text": s.Text(), "json": j.String()} {
+			again, err := Parse(strings.NewReader(out))
+			if err != nil {
+				t.Fatalf("re-parse of own %s output: %v\n%s", form, err, out)
+			}
+			if d := Diff(s, again); len(d) != 0 || again.Meta != s.Meta {
+				t.Fatalf("%s round trip changed %v, meta %+v => %+v", form, d, s.Meta, again.Meta)
+			}
+		}
+		// Whatever parses is whole: a proper prefix of it never parses.
+		if len(data) > 1 {
+			if _, err := Parse(bytes.NewReader(data[:len(data)/2])); err == nil && len(bytes.TrimSpace(data[len(data)/2:])) > 0 {
+				t.Fatalf("both %q and its first half parse", data)
+			}
 		}
 	})
 }

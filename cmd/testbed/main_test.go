@@ -26,7 +26,7 @@ func testbed(t *testing.T, args ...string) (string, string, int) {
 
 func TestUsageErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.snap")
-	if err := os.WriteFile(bad, []byte("cca-testbed snapshot 1\nlink class/tsm/tsm0 x\nwhat is this\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("cca-testbed snapshot 2\nlink class/tsm/tsm0 x\nwhat is this\nend\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	badExp := filepath.Join(t.TempDir(), "exp.txt")
