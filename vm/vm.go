@@ -228,9 +228,49 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 }
 
 // Start boots cell c and returns it once SSH works and the helper is in
-// place. On any failure everything started so far is stopped and removed.
+// place. Each step registers the undoing of what it made as soon as it has
+// made it; on any failure Close runs those in reverse order, so nothing
+// started so far is left behind.
 func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, err error) {
-	name := c.String()
+	in, err := b.inputs(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume(),
+		meta: snapshot.Meta{Backend: "qemu", Conduit: in.conduit, Userspace: string(c.Userspace), Kernel: in.kernel.Release, Firmware: b.opts.FirmwareProfile}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, inst.Close())
+		}
+	}()
+	for _, step := range []func(context.Context, *Instance, *bootInputs) error{
+		b.makeRunDir, b.launch, b.dial, b.saveBoot, b.installHelper,
+	} {
+		if err := step(ctx, inst, in); err != nil {
+			return nil, err
+		}
+	}
+	inst.ready = true
+	b.progress(c.String(), "ready")
+	return inst, nil
+}
+
+// bootInputs is what a cell boots from, all built or found in the cache
+// before anything is started.
+type bootInputs struct {
+	helper []byte
+	rootfs *images.Rootfs
+	kernel *kernel.Kernel
+	// ssh is the session's pinned host key and client key; dial adds the
+	// address.
+	ssh     guest.SSHConfig
+	cmdline string
+	conduit string
+	// resume is what a saved boot must have been booted from to be resumed.
+	resume resumeState
+}
+
+func (b *Backend) inputs(ctx context.Context, c cell.Cell) (*bootInputs, error) {
 	helper, err := b.helperBinary(ctx)
 	if err != nil {
 		return nil, err
@@ -245,7 +285,7 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	}
 	hostKey, err := guest.ParseHostKey(rootfs.HostKey)
 	if err != nil {
-		return nil, fmt.Errorf("%s: rootfs host key: %w", name, err)
+		return nil, fmt.Errorf("%s: rootfs host key: %w", c, err)
 	}
 	cmdline, conduit, err := b.Cmdline(c)
 	if err != nil {
@@ -254,99 +294,148 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	if b.opts.ExtraCmdline != "" {
 		cmdline += " " + b.opts.ExtraCmdline
 	}
+	return &bootInputs{helper: helper, rootfs: rootfs, kernel: k, cmdline: cmdline, conduit: conduit,
+		ssh:    guest.SSHConfig{KeyPath: rootfs.ClientKeyPath, HostKey: hostKey, Logger: b.opts.Logger},
+		resume: resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}}, nil
+}
 
-	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume(),
-		meta: snapshot.Meta{Backend: "qemu", Conduit: conduit, Userspace: string(c.Userspace), Kernel: k.Release, Firmware: b.opts.FirmwareProfile}}
-	// What a saved snapshot must have been booted from to be resumed.
-	want := resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}
-	resumed := false
-	if inst.keep {
-		inst.dir = filepath.Join(b.opts.RunDir, c.FileName())
-		resumed = inst.keepOverlay && readResume(inst.dir) == want
-		if !resumed {
-			if err := os.RemoveAll(inst.dir); err != nil {
-				return nil, err
-			}
-		}
-		if err := os.MkdirAll(inst.dir, 0o700); err != nil {
-			return nil, err
-		}
-	} else if inst.dir, err = os.MkdirTemp("", "cca-testbed-"+c.FileName()+"-"); err != nil {
-		return nil, err
-	}
-	defer func() {
+// makeRunDir makes the cell's run directory: a kept one under RunDir
+// (cleared unless it holds a boot to resume), else a temporary one.
+func (b *Backend) makeRunDir(_ context.Context, i *Instance, in *bootInputs) error {
+	if !i.keep {
+		dir, err := os.MkdirTemp("", "cca-testbed-"+i.cell.FileName()+"-")
 		if err != nil {
-			if resumed { // do not resume from a snapshot that just failed
-				_ = os.Remove(filepath.Join(inst.dir, resumeFile))
-			}
-			err = errors.Join(err, inst.Close())
+			return err
 		}
-	}()
-
-	b.progress(name, "boot")
-	overlay := filepath.Join(inst.dir, images.OverlayName)
-	loadvm := ""
-	if resumed {
-		loadvm = savedTag
-		b.progress(name, "resume from the saved boot")
-	} else if overlay, err = images.Overlay(ctx, rootfs.Disk, inst.dir); err != nil {
-		return nil, err
+		i.dir = dir
+		i.cleanup.push(func() error { return os.RemoveAll(dir) })
+		return nil
 	}
-	inst.overlay, inst.base, inst.hostKey = overlay, rootfs.Disk, rootfs.HostKey
+	i.dir = filepath.Join(b.opts.RunDir, i.cell.FileName())
+	i.resumed = i.keepOverlay && readResume(i.dir) == in.resume
+	if !i.resumed {
+		if err := os.RemoveAll(i.dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(i.dir, 0o700); err != nil {
+		return err
+	}
+	if i.resumed {
+		// Do not resume next time from a saved boot that just failed.
+		resume := filepath.Join(i.dir, resumeFile)
+		i.cleanup.push(func() error {
+			if i.ready {
+				return nil
+			}
+			if err := os.Remove(resume); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// launch makes the disk overlay (or reuses the saved one) and starts QEMU.
+func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error {
+	name := i.cell.String()
+	b.progress(name, "boot")
+	i.base, i.hostKey = in.rootfs.Disk, in.rootfs.HostKey
+	loadvm := ""
+	if i.resumed {
+		i.overlay, loadvm = filepath.Join(i.dir, images.OverlayName), savedTag
+		b.progress(name, "resume from the saved boot")
+	} else {
+		overlay, err := images.Overlay(ctx, in.rootfs.Disk, i.dir)
+		if err != nil {
+			return err
+		}
+		i.overlay = overlay
+		if !(i.keepOverlay && i.keep) {
+			i.cleanup.push(func() error {
+				if err := os.Remove(overlay); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				return nil
+			})
+		}
+	}
 	// The VM lives until Close, not until this call's ctx ends; a
 	// cancelled run still stops it through Close.
-	inst.vm, err = qemu.Start(context.WithoutCancel(ctx), qemu.Config{
+	v, err := qemu.Start(context.WithoutCancel(ctx), qemu.Config{
 		Profile:  b.opts.Machine,
 		Firmware: b.opts.Firmware,
-		Kernel:   k.Image,
-		Append:   cmdline,
+		Kernel:   in.kernel.Image,
+		Append:   in.cmdline,
 		Disks: []qemu.Disk{
-			{Path: overlay, Format: "qcow2"},
-			{Path: k.ModulesDisk, Format: "raw", ReadOnly: true},
+			{Path: i.overlay, Format: "qcow2"},
+			{Path: in.kernel.ModulesDisk, Format: "raw", ReadOnly: true},
 		},
-		Dir:    inst.dir,
+		Dir:    i.dir,
 		LoadVM: loadvm,
 	}, qemu.Options{Logger: b.opts.Logger, Name: name})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	if err := inst.finishReproduce(); err != nil {
-		return nil, err
-	}
+	i.vm = v
+	i.cleanup.push(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(30*time.Second))
+		defer cancel()
+		if err := v.Stop(ctx); err != nil {
+			return fmt.Errorf("stopping qemu: %w", err)
+		}
+		return nil
+	})
+	return i.finishReproduce()
+}
 
+// dial waits, within the boot deadline, for an SSH session with the pinned
+// host key, and writes the ssh_config that reaches the guest by hand.
+func (b *Backend) dial(ctx context.Context, i *Instance, in *bootInputs) error {
 	bootCtx, cancel := context.WithTimeout(ctx, b.opts.BootTimeout)
 	defer cancel()
 	start := time.Now()
-	inst.sshCfg = guest.SSHConfig{
-		Addr: inst.vm.SSHAddr(), KeyPath: rootfs.ClientKeyPath, HostKey: hostKey,
-		Logger: b.opts.Logger, Abort: inst.vm.Exited(), AbortErr: inst.vm.Err,
-	}
-	inst.ssh, err = guest.DialSSH(bootCtx, inst.sshCfg)
+	i.sshCfg = in.ssh
+	i.sshCfg.Addr, i.sshCfg.Abort, i.sshCfg.AbortErr = i.vm.SSHAddr(), i.vm.Exited(), i.vm.Err
+	s, err := guest.DialSSH(bootCtx, i.sshCfg)
 	if err != nil {
-		return nil, inst.bootError(err)
+		return i.bootError(err)
 	}
-	inst.BootToSSH = time.Since(start)
-	b.progress(name, fmt.Sprintf("ssh after %.1fs", inst.BootToSSH.Seconds()))
-	if err := inst.writeSSHConfig(rootfs.ClientKeyPath); err != nil {
-		return nil, err
-	}
-	if inst.keepOverlay && !resumed {
-		// Settle first so the saved guest has finished booting.
-		if _, err := inst.ssh.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
-			return nil, fmt.Errorf("%s: waiting for boot before saving it: %w", name, err)
+	i.ssh = s
+	i.cleanup.push(func() error {
+		if err := s.Close(); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("closing ssh: %w", err)
 		}
-		if err := inst.vm.SaveVM(ctx, savedTag); err != nil {
-			return nil, fmt.Errorf("%s: saving the booted guest: %w", name, err)
-		}
-		if err := writeResume(inst.dir, want); err != nil {
-			return nil, err
-		}
+		return nil
+	})
+	i.BootToSSH = time.Since(start)
+	b.progress(i.cell.String(), fmt.Sprintf("ssh after %.1fs", i.BootToSSH.Seconds()))
+	return i.writeSSHConfig(in.rootfs.ClientKeyPath)
+}
+
+// saveBoot saves a freshly booted guest in its kept overlay (QMP savevm)
+// so the next Start can resume it; other cells skip it.
+func (b *Backend) saveBoot(ctx context.Context, i *Instance, in *bootInputs) error {
+	if !i.keepOverlay || i.resumed {
+		return nil
 	}
-	if err := inst.ssh.Upload(ctx, HelperPath, helper, 0o755); err != nil {
-		return nil, fmt.Errorf("%s: installing the snapshot helper: %w", name, err)
+	// Settle first so the saved guest has finished booting.
+	if _, err := i.ssh.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
+		return fmt.Errorf("%s: waiting for boot before saving it: %w", i.cell, err)
 	}
-	b.progress(name, "ready")
-	return inst, nil
+	if err := i.vm.SaveVM(ctx, savedTag); err != nil {
+		return fmt.Errorf("%s: saving the booted guest: %w", i.cell, err)
+	}
+	return writeResume(i.dir, in.resume)
+}
+
+// installHelper uploads the snapshot helper the matrix runs in the guest.
+func (b *Backend) installHelper(ctx context.Context, i *Instance, in *bootInputs) error {
+	if err := i.ssh.Upload(ctx, HelperPath, in.helper, 0o755); err != nil {
+		return fmt.Errorf("%s: installing the snapshot helper: %w", i.cell, err)
+	}
+	return nil
 }
 
 // Instance is one booted cell.
@@ -356,13 +445,17 @@ type Instance struct {
 	keep          bool
 	overlay, base string
 	keepOverlay   bool // the overlay holds a resumable saved boot
+	resumed       bool // this boot started from the saved one
+	ready         bool // Start returned it
 	vm            *qemu.VM
 	ssh           *guest.SSH
 	sshCfg        guest.SSHConfig
 	meta          snapshot.Meta
 	hostKey       []byte
-	closeOnce     sync.Once
-	closeErr      error
+	// cleanup undoes what Start made, in reverse order, on Close.
+	cleanup   cleanupStack
+	closeOnce sync.Once
+	closeErr  error
 	// BootToSSH is QEMU start to the first working SSH session.
 	BootToSSH time.Duration
 }
@@ -395,35 +488,29 @@ func (i *Instance) Session() Session {
 func (i *Instance) VM() *qemu.VM { return i.vm }
 
 // Close stops the guest and QEMU and removes what the run created: the
-// overlay always, the whole run directory unless it is kept.
+// overlay unless it holds a kept saved boot, the whole run directory
+// unless it is kept.
 func (i *Instance) Close() error {
-	i.closeOnce.Do(func() {
-		var errs *multierror.Error
-		if i.ssh != nil {
-			if err := i.ssh.Close(); err != nil && !errors.Is(err, io.EOF) {
-				errs = multierror.Append(errs, fmt.Errorf("closing ssh: %w", err))
-			}
-		}
-		if i.vm != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(30*time.Second))
-			if err := i.vm.Stop(ctx); err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("stopping qemu: %w", err))
-			}
-			cancel()
-		}
-		if i.overlay != "" && !(i.keepOverlay && i.keep) {
-			if err := os.Remove(i.overlay); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = multierror.Append(errs, err)
-			}
-		}
-		if !i.keep && i.dir != "" {
-			if err := os.RemoveAll(i.dir); err != nil {
-				errs = multierror.Append(errs, err)
-			}
-		}
-		i.closeErr = errs.ErrorOrNil()
-	})
+	i.closeOnce.Do(func() { i.closeErr = i.cleanup.run() })
 	return i.closeErr
+}
+
+// cleanupStack holds the undoing of each resource in the order the
+// resources were made; run undoes them newest first and collects every
+// error, so one failed removal does not leave the rest behind.
+type cleanupStack []func() error
+
+func (s *cleanupStack) push(f func() error) { *s = append(*s, f) }
+
+func (s *cleanupStack) run() error {
+	var errs *multierror.Error
+	for k := len(*s) - 1; k >= 0; k-- {
+		if err := (*s)[k](); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	*s = nil
+	return errs.ErrorOrNil()
 }
 
 // bootError explains a failed bring-up with what the console showed: the

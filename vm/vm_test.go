@@ -285,3 +285,48 @@ func TestResume(t *testing.T) {
 		t.Errorf("resumed plain guest: systemd-detect-virt = %q, want none", v)
 	}
 }
+
+// TestCleanupStack: undo steps run newest first, all of them, even after
+// one fails, and every failure is reported.
+func TestCleanupStack(t *testing.T) {
+	var order []string
+	var s cleanupStack
+	errA, errC := errors.New("a failed"), errors.New("c failed")
+	s.push(func() error { order = append(order, "a"); return errA })
+	s.push(func() error { order = append(order, "b"); return nil })
+	s.push(func() error { order = append(order, "c"); return errC })
+	err := s.run()
+	if got := strings.Join(order, ","); got != "c,b,a" {
+		t.Errorf("order %s, want c,b,a", got)
+	}
+	if !errors.Is(err, errA) || !errors.Is(err, errC) {
+		t.Errorf("err = %v, want both failures", err)
+	}
+	order = nil
+	if err := s.run(); err != nil || order != nil {
+		t.Errorf("second run: err %v, ran %v; want nothing left to undo", err, order)
+	}
+}
+
+// TestRunDirCleanup: a temporary run directory is registered for removal
+// as soon as it is made; a kept one is not.
+func TestRunDirCleanup(t *testing.T) {
+	c := mustCell(t, "faux/realm")
+	for _, keep := range []bool{false, true} {
+		b := &Backend{opts: Options{}}
+		if keep {
+			b.opts.RunDir = t.TempDir()
+		}
+		i := &Instance{cell: c, keep: keep}
+		if err := b.makeRunDir(context.Background(), i, &bootInputs{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := i.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(i.dir)
+		if gone := errors.Is(err, os.ErrNotExist); gone == keep {
+			t.Errorf("keep=%v: run dir %s gone=%v after Close", keep, i.dir, gone)
+		}
+	}
+}
