@@ -3,6 +3,7 @@ package emulated
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -161,5 +162,21 @@ func BenchmarkMatrix(b *testing.B) {
 			s := model(b, c)
 			checks.Run(c.String(), s, exp)
 		}
+	}
+}
+
+// TestKernelsCoverVariants: every variant has its kernel in the table, and
+// each TSM driver's id table names a bus its kernel registers.
+func TestKernelsCoverVariants(t *testing.T) {
+	for _, vi := range cell.Variants {
+		if _, ok := kernels[vi.Name]; !ok {
+			t.Errorf("variant %s has no kernel in the model", vi.Name)
+		}
+	}
+	if len(kernels) != len(cell.Variants) {
+		t.Errorf("%d kernels for %d variants", len(kernels), len(cell.Variants))
+	}
+	if _, err := boot("no-such-variant", rmi.Decisions{}); !errors.Is(err, cell.ErrUnknown) {
+		t.Errorf("unknown variant: err = %v, want ErrUnknown", err)
 	}
 }

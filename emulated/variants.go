@@ -26,32 +26,141 @@ const cpuModalias = "cpu:type:aarch64:feature:,0000,0001,0002,0003,0004,0005,000
 
 var errNoDev = errors.New("ENODEV")
 
-// modulesFor is the variant kernel's modules.alias and modules.dep, as
-// file2alias and depmod write them for our MODULE_DEVICE_TABLEs.
-func modulesFor(v cell.Variant) *kmod.Index {
+// kernelSpec is one variant's kernel as the model knows it; boot reads
+// it and nothing else in the model depends on the variant (one table, as
+// syzkaller keeps one config per architecture).
+type kernelSpec struct {
+	// tsmDrivers: the host and guest TSM modules are built.
+	tsmDrivers bool
+	// ids are what the TSM drivers' MODULE_DEVICE_TABLEs match; nil
+	// means they have none (nothing aliases or binds them).
+	ids *idTables
+	// fauxModule: the module-faux driver is built, aliased to the CPU
+	// feature it is loaded by.
+	fauxModule bool
+	// glue is the built-in registration code: the devices it adds once
+	// the firmware answered d.
+	glue func(c *core, b buses, d rmi.Decisions)
+}
+
+// idEntry is a one-entry id table: the bus and the id matched on it.
+type idEntry struct{ bus, id string }
+
+// idTables are the host and guest TSM drivers' id tables.
+type idTables struct{ host, guest idEntry }
+
+var (
+	platformIDs = &idTables{host: idEntry{"platform", "arm-rmi-dev"}, guest: idEntry{"platform", "arm-cca-dev"}}
+	auxIDs      = &idTables{host: idEntry{"auxiliary", "arm_cca_host.arm-rmi-dev"}, guest: idEntry{"auxiliary", "arm_cca_guest.arm-rsi-dev"}}
+	smcccIDs    = &idTables{host: idEntry{"arm_smccc", "arm-rmi"}, guest: idEntry{"arm_smccc", "arm-rsi"}}
+)
+
+// fauxFeatureAlias is module-faux's alias: module_cpu_feature_match(ASIMD).
+const fauxFeatureAlias = "cpu:type:*:feature:*0001*"
+
+// buses are the buses every variant's kernel registers.
+type buses struct{ platform, faux, aux *bus }
+
+// hostDevice is whether the glue registers the host device: the RMM
+// answers and has Device Assignment.
+func hostDevice(d rmi.Decisions) bool { return d.RMI && d.DA }
+
+// smcccAux is the glue of the two smccc-aux variants; legacy keeps the
+// arm-cca-dev platform device for systemd.
+func smcccAux(legacy bool) func(*core, buses, rmi.Decisions) {
+	return func(c *core, b buses, d rmi.Decisions) {
+		smccc := c.deviceAdd(b.platform, "arm-smccc", nil, "devices/platform")
+		if d.RMI {
+			c.deviceAdd(b.aux, "arm_cca_host.arm-rmi-dev.0", smccc, "")
+		}
+		if d.RSI {
+			c.deviceAdd(b.aux, "arm_cca_guest.arm-rsi-dev.0", smccc, "")
+			if legacy {
+				c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
+			}
+		}
+	}
+}
+
+// kernels is every variant's kernel; TestKernelsCoverVariants keeps it
+// complete.
+var kernels = map[cell.Variant]kernelSpec{
+	cell.Platform: {
+		tsmDrivers: true, ids: platformIDs,
+		glue: func(c *core, b buses, d rmi.Decisions) {
+			if hostDevice(d) {
+				c.deviceAdd(b.platform, "arm-rmi-dev", nil, "devices/platform")
+			}
+			if d.RSI {
+				c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
+			}
+		},
+	},
+	cell.Faux: {
+		tsmDrivers: true, // built, but faux has no device table to alias
+		glue: func(c *core, b buses, d rmi.Decisions) {
+			if hostDevice(d) {
+				c.deviceAdd(b.faux, "arm-rmi-dev", nil, "devices/faux")
+			}
+			if d.RSI {
+				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
+			}
+		},
+	},
+	cell.SMCCCAux: {
+		tsmDrivers: true, ids: auxIDs,
+		glue: smcccAux(true),
+	},
+	cell.SMCCCAuxNoLegacy: {
+		tsmDrivers: true, ids: auxIDs,
+		glue: smcccAux(false),
+	},
+	cell.SMCCCBus: {
+		tsmDrivers: true, ids: smcccIDs,
+		glue: func(c *core, b buses, d rmi.Decisions) {
+			sb := c.busRegister(&bus{
+				name:     "arm_smccc",
+				uevent:   func(d *device) []string { return []string{"MODALIAS=arm_smccc:" + beforeLast(d.name, '-')} },
+				modalias: func(d *device) string { return "arm_smccc:" + beforeLast(d.name, '-') },
+			})
+			smccc := c.deviceAdd(b.platform, "arm-smccc", nil, "devices/platform")
+			if d.RMI {
+				c.deviceAdd(sb, "arm-rmi-0", smccc, "")
+			}
+			if d.RSI {
+				c.deviceAdd(sb, "arm-rsi-0", smccc, "")
+			}
+			c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
+		},
+	},
+	cell.Virtual: {
+		glue: func(c *core, _ buses, d rmi.Decisions) {
+			if hostDevice(d) {
+				c.classDeviceAdd("tsm", "tsm0", nil)
+			}
+		},
+	},
+	cell.ModuleFaux: {
+		fauxModule: true,
+		glue:       func(*core, buses, rmi.Decisions) {}, // the module makes its devices
+	},
+}
+
+// modules is the kernel's modules.alias and modules.dep, as file2alias
+// and depmod write them for our MODULE_DEVICE_TABLEs.
+func (k kernelSpec) modules() *kmod.Index {
 	x := &kmod.Index{Deps: map[string][]string{reportMod: nil}}
 	alias := func(p, m string) { x.Aliases = append(x.Aliases, kmod.Alias{Pattern: p, Module: m}) }
-	drivers := true
-	switch v {
-	case cell.Platform:
-		alias("platform:arm-rmi-dev", hostModule)
-		alias("platform:arm-cca-dev", guestModule)
-	case cell.SMCCCAux, cell.SMCCCAuxNoLegacy:
-		alias("auxiliary:arm_cca_host.arm-rmi-dev", hostModule)
-		alias("auxiliary:arm_cca_guest.arm-rsi-dev", guestModule)
-	case cell.SMCCCBus:
-		alias("arm_smccc:arm-rmi", hostModule)
-		alias("arm_smccc:arm-rsi", guestModule)
-	case cell.Faux: // built, but faux has no device table to alias
-	case cell.Virtual, cell.ModuleFaux:
-		drivers = false
+	if k.ids != nil {
+		alias(k.ids.host.bus+":"+k.ids.host.id, hostModule)
+		alias(k.ids.guest.bus+":"+k.ids.guest.id, guestModule)
 	}
-	if drivers {
+	if k.tsmDrivers {
 		x.Deps[hostModule] = nil
 		x.Deps[guestModule] = []string{reportMod}
 	}
-	if v == cell.ModuleFaux {
-		alias("cpu:type:*:feature:*0001*", fauxModule)
+	if k.fauxModule {
+		alias(fauxFeatureAlias, fauxModule)
 		x.Deps[fauxModule] = []string{reportMod}
 	}
 	return x
@@ -60,93 +169,46 @@ func modulesFor(v cell.Variant) *kmod.Index {
 // boot builds the sysfs of variant v's kernel after the firmware answered
 // d and udev finished coldplug.
 func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
-	c := newCore(modulesFor(v))
-	platform := c.busRegister(&bus{
-		name:     "platform",
-		uevent:   func(d *device) []string { return []string{"MODALIAS=platform:" + d.name} },
-		modalias: func(d *device) string { return "platform:" + d.name },
-	})
-	faux := c.busRegister(&bus{name: "faux"}) // faux_bus_type has no uevent callback
-	aux := c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
-		// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
-		return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
-	}})
+	k, ok := kernels[v]
+	if !ok {
+		return nil, fmt.Errorf("%s: no kernel in the model: %w", v, cell.ErrUnknown)
+	}
+	c := newCore(k.modules())
+	b := buses{
+		platform: c.busRegister(&bus{
+			name:     "platform",
+			uevent:   func(d *device) []string { return []string{"MODALIAS=platform:" + d.name} },
+			modalias: func(d *device) string { return "platform:" + d.name },
+		}),
+		faux: c.busRegister(&bus{name: "faux"}), // faux_bus_type has no uevent callback
+		aux: c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
+			// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
+			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
+		}}),
+	}
 	c.classRegister("tsm")
 	// faux_driver is built in and binds every faux device at creation.
-	c.driverRegister(&driver{name: fauxDriver, bus: faux, match: func(*device) bool { return true }})
+	c.driverRegister(&driver{name: fauxDriver, bus: b.faux, match: func(*device) bool { return true }})
 	cpu := c.busRegister(&bus{name: "cpu", uevent: func(*device) []string { return []string{"MODALIAS=" + cpuModalias} }})
 	c.deviceAdd(cpu, "cpu0", nil, "devices/system/cpu")
 	c.do(c.t.WriteFile("module/cca_testbed/parameters/conduit", "emulated-rmi\n"))
 
+	k.glue(c, b, d)
+
 	tsmRegister := func(parent *device) { c.classDeviceAdd("tsm", "tsm0", parent) }
-	host := d.RMI && d.DA
-
-	// Our driver modules (kernel-configs/src): which bus and id they match.
-	var hostBus, guestBus *bus
-	hostID, guestID := "", ""
-	switch v {
-	case cell.Platform:
-		hostBus, guestBus, hostID, guestID = platform, platform, "arm-rmi-dev", "arm-cca-dev"
-	case cell.SMCCCAux, cell.SMCCCAuxNoLegacy:
-		hostBus, guestBus, hostID, guestID = aux, aux, "arm_cca_host.arm-rmi-dev", "arm_cca_guest.arm-rsi-dev"
-	}
-
-	// The built-in glue registers the variant's devices.
-	switch v {
-	case cell.Platform:
-		if host {
-			c.deviceAdd(platform, "arm-rmi-dev", nil, "devices/platform")
-		}
-		if d.RSI {
-			c.deviceAdd(platform, "arm-cca-dev", nil, "devices/platform")
-		}
-	case cell.Faux:
-		if host {
-			c.deviceAdd(faux, "arm-rmi-dev", nil, "devices/faux")
-		}
-		if d.RSI {
-			c.deviceAdd(faux, "arm-rsi-dev", nil, "devices/faux")
-		}
-	case cell.SMCCCAux, cell.SMCCCAuxNoLegacy:
-		smccc := c.deviceAdd(platform, "arm-smccc", nil, "devices/platform")
-		if d.RMI {
-			c.deviceAdd(aux, "arm_cca_host.arm-rmi-dev.0", smccc, "")
-		}
-		if d.RSI {
-			c.deviceAdd(aux, "arm_cca_guest.arm-rsi-dev.0", smccc, "")
-			if v == cell.SMCCCAux {
-				c.deviceAdd(platform, "arm-cca-dev", nil, "devices/platform")
-			}
-		}
-	case cell.SMCCCBus:
-		sb := c.busRegister(&bus{
-			name:     "arm_smccc",
-			uevent:   func(d *device) []string { return []string{"MODALIAS=arm_smccc:" + beforeLast(d.name, '-')} },
-			modalias: func(d *device) string { return "arm_smccc:" + beforeLast(d.name, '-') },
-		})
-		hostBus, guestBus, hostID, guestID = sb, sb, "arm-rmi", "arm-rsi"
-		smccc := c.deviceAdd(platform, "arm-smccc", nil, "devices/platform")
-		if d.RMI {
-			c.deviceAdd(sb, "arm-rmi-0", smccc, "")
-		}
-		if d.RSI {
-			c.deviceAdd(sb, "arm-rsi-0", smccc, "")
-		}
-		c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
-	case cell.Virtual:
-		if host {
-			tsmRegister(nil)
-		}
-	}
-
 	c.modInit = func(name string) bool {
 		switch name {
 		case hostModule:
-			if hostBus == nil {
+			if k.ids == nil {
 				break // built without a device table: nothing to match
 			}
-			c.driverRegister(&driver{name: hostModule, bus: hostBus, module: name,
-				match: idMatch(hostBus, hostID),
+			hb := c.buses[k.ids.host.bus]
+			if hb == nil {
+				c.do(fmt.Errorf("%s: host driver matches on bus %q, which the glue never registered", v, k.ids.host.bus))
+				break
+			}
+			c.driverRegister(&driver{name: hostModule, bus: hb, module: name,
+				match: idMatch(hb, k.ids.host.id),
 				probe: func(dev *device) error {
 					if !d.DA { // the host driver checks DA itself (RMI_FEATURES reg 0)
 						return errNoDev
@@ -155,20 +217,26 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 					return nil
 				}})
 		case guestModule:
-			if guestBus == nil {
+			if k.ids == nil {
 				break
 			}
-			c.driverRegister(&driver{name: guestModule, bus: guestBus, module: name,
-				match: idMatch(guestBus, guestID)}) // probe: tsm_report_register succeeds
+			gb := c.buses[k.ids.guest.bus]
+			if gb == nil {
+				c.do(fmt.Errorf("%s: guest driver matches on bus %q, which the glue never registered", v, k.ids.guest.bus))
+				break
+			}
+			c.driverRegister(&driver{name: guestModule, bus: gb, module: name,
+				match: idMatch(gb, k.ids.guest.id)}) // probe: tsm_report_register succeeds
 		case fauxModule: // module-faux: init creates the devices or fails
+			host := hostDevice(d)
 			if !host && !d.RSI {
 				return false
 			}
 			if host {
-				tsmRegister(c.deviceAdd(faux, "arm-rmi-dev", nil, "devices/faux"))
+				tsmRegister(c.deviceAdd(b.faux, "arm-rmi-dev", nil, "devices/faux"))
 			}
 			if d.RSI {
-				c.deviceAdd(faux, "arm-rsi-dev", nil, "devices/faux")
+				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
 		case reportMod:
 			// tsm_report's init registers the configfs subsystem "tsm" with
