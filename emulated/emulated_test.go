@@ -180,3 +180,30 @@ func TestKernelsCoverVariants(t *testing.T) {
 		t.Errorf("unknown variant: err = %v, want ErrUnknown", err)
 	}
 }
+
+// TestAnswersEveryStep: the model answers each step the runner sends, at
+// the argv the runner sends it, so a step added or a flag edited in
+// snapshot.Steps cannot reach the emulated backend unanswered.
+func TestAnswersEveryStep(t *testing.T) {
+	c, err := cell.Parse("platform/realm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, err := New(c, rmi.Decisions{RSI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range snapshot.Steps() {
+		r, err := sys.Run(context.Background(), st.Argv)
+		if err != nil {
+			t.Errorf("step %s (%q): %v", st.Name, st.Argv, err)
+			continue
+		}
+		if st.Must && r.ExitCode != 0 {
+			t.Errorf("step %s exits %d; the runner needs 0", st.Name, r.ExitCode)
+		}
+	}
+	if len(answers) != len(snapshot.Steps()) {
+		t.Errorf("%d answers for %d steps", len(answers), len(snapshot.Steps()))
+	}
+}

@@ -57,19 +57,30 @@ func (s *System) FS() fs.FS { return s.root }
 // Sys is the sysfs tree itself (paths like "class/tsm").
 func (s *System) Sys() fs.FS { return s.sys }
 
-// Run answers the commands the matrix runner sends a guest, as the guest's
-// own tools would. Anything else is guest.ErrNotSupported.
+// Run answers the steps the matrix runner sends a guest
+// (snapshot.Steps), as the guest's own tools would. Anything else is
+// guest.ErrNotSupported.
 func (s *System) Run(ctx context.Context, argv []string) (guest.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return guest.Result{}, err
 	}
-	cmd := strings.Join(argv, " ")
-	switch cmd {
-	case "systemctl is-system-running --wait":
+	st, ok := snapshot.StepFor(argv)
+	if answer := answers[st.Name]; ok && answer != nil {
+		return answer(s)
+	}
+	return guest.Result{}, fmt.Errorf("emulated guest cannot run %q: %w", strings.Join(argv, " "), guest.ErrNotSupported)
+}
+
+// answers is the model's answer to each step; TestAnswersEveryStep keeps
+// it complete.
+var answers = map[string]func(*System) (guest.Result, error){
+	snapshot.StepBoot: func(*System) (guest.Result, error) {
 		return guest.Result{Stdout: []byte("running\n")}, nil
-	case "udevadm settle --timeout=60":
+	},
+	snapshot.StepSettle: func(*System) (guest.Result, error) {
 		return guest.Result{}, nil // coldplug already finished in the model
-	case "sysfs-snapshot":
+	},
+	snapshot.StepHelper: func(s *System) (guest.Result, error) {
 		snap, err := s.Snapshot(snapshot.Meta{Kernel: Kernel, Conduit: "emulated-rmi"})
 		if err != nil {
 			return guest.Result{}, err
@@ -79,18 +90,19 @@ func (s *System) Run(ctx context.Context, argv []string) (guest.Result, error) {
 			return guest.Result{}, err
 		}
 		return guest.Result{Stdout: b.Bytes()}, nil
-	case "systemd-detect-virt --cvm":
+	},
+	snapshot.StepDetectVirt: func(s *System) (guest.Result, error) {
 		v := cvm.Systemd(s.sys, s.cell.Userspace.SystemdVersion())
 		return guest.Result{Stdout: []byte(v + "\n"), ExitCode: cvm.ExitCode(v)}, nil
-	case "systemctl is-active cca-cvm-gated.service":
+	},
+	snapshot.StepGatedUnit: func(s *System) (guest.Result, error) {
 		// ConditionSecurity=cvm uses the same detection; a unit whose
 		// condition fails is "inactive" and is-active exits 3.
 		if cvm.Systemd(s.sys, s.cell.Userspace.SystemdVersion()) == cvm.None {
 			return guest.Result{Stdout: []byte("inactive\n"), ExitCode: 3}, nil
 		}
 		return guest.Result{Stdout: []byte("active\n")}, nil
-	}
-	return guest.Result{}, fmt.Errorf("emulated guest cannot run %q: %w", cmd, guest.ErrNotSupported)
+	},
 }
 
 // Snapshot takes the sysfs snapshot the in-guest helper would.

@@ -8,14 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"cca-testbed/snapshot"
 )
 
 // KindHelper is the cache kind of the snapshot helper binary.
 const KindHelper = "helper"
-
-// HelperName is the helper's file name in its entry (and in the guest's
-// /usr/local/bin).
-const HelperName = "sysfs-snapshot"
 
 // helperPkg is the helper's package, relative to the repository root.
 const helperPkg = "./cmd/sysfs-snapshot"
@@ -42,8 +40,8 @@ func BuildHelper(ctx context.Context, c *Cache, repoRoot string) (path string, e
 	if err != nil {
 		return "", err
 	}
-	dir, err := c.Get(ctx, KindHelper, in.Key(HelperName), func(ctx context.Context, tmp string) error {
-		out := filepath.Join(tmp, HelperName)
+	dir, err := c.Get(ctx, KindHelper, in.Key(snapshot.HelperName), func(ctx context.Context, tmp string) error {
+		out := filepath.Join(tmp, snapshot.HelperName)
 		if err := goCmd(ctx, root, nil, append(append([]string{}, helperFlags...), out, helperPkg)...); err != nil {
 			return err
 		}
@@ -52,7 +50,7 @@ func BuildHelper(ctx context.Context, c *Cache, repoRoot string) (path string, e
 	if err != nil {
 		return "", fmt.Errorf("helper: %w", err)
 	}
-	return filepath.Join(dir, HelperName), nil
+	return filepath.Join(dir, snapshot.HelperName), nil
 }
 
 // helperInputs names everything the helper binary depends on: the Go

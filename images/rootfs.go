@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cca-testbed/cell"
+	"cca-testbed/snapshot"
 )
 
 // ErrHostNotReady is wrapped when a host tool or kernel feature the build
@@ -263,7 +264,7 @@ func newRecipe(u cell.Userspace, mirror string) *recipe {
 		dir("etc/systemd/journald.conf.d", 0o755),
 		file("etc/systemd/journald.conf.d/cca-testbed.conf", 0o644, "[Journal]\nStorage=volatile\n"),
 		dir("etc/systemd/system", 0o755),
-		file("etc/systemd/system/cca-cvm-gated.service", 0o644, cvmGatedUnit),
+		file("etc/systemd/system/"+snapshot.GatedUnit, 0o644, cvmGatedUnit),
 		file("etc/systemd/system/"+ModulesDiskUnit, 0o644, modulesDiskUnit),
 		dir("etc/systemd/system/ssh.socket.d", 0o755),
 		file("etc/systemd/system/ssh.socket.d/cca-testbed.conf", 0o644, sshSocketDropIn),
@@ -379,7 +380,7 @@ func rootfsScript() string {
 	b.WriteString(`rm -f "$1"/etc/ssh/ssh_host_rsa_key* "$1"/etc/ssh/ssh_host_ecdsa_key*` + "\n")
 	// What --skip=cleanup/reproducible would otherwise have removed.
 	b.WriteString(`rm -f "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log "$1"/var/log/apt/history.log "$1"/var/log/apt/term.log "$1"/var/log/apt/eipp.log.xz "$1"/var/cache/ldconfig/aux-cache "$1"/var/lib/dbus/machine-id` + "\n")
-	b.WriteString(`chroot "$1" systemctl enable ssh.socket cca-cvm-gated.service ` + ModulesDiskUnit + "\n")
+	b.WriteString(`chroot "$1" systemctl enable ssh.socket ` + snapshot.GatedUnit + " " + ModulesDiskUnit + "\n")
 	b.WriteString(`chroot "$1" systemctl disable ssh.service` + "\n")
 	b.WriteString(`chroot "$1" systemctl mask ` + strings.Join(maskedUnits, " ") + "\n")
 	b.WriteString(`ln -s /usr/lib/systemd/system/ssh.service "$1"/etc/systemd/system/sysinit.target.wants/ssh.service` + "\n")

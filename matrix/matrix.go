@@ -40,9 +40,6 @@ type Instance interface {
 	Close() error
 }
 
-// SnapshotCommand is the in-guest snapshot helper (cmd/sysfs-snapshot).
-const SnapshotCommand = "sysfs-snapshot"
-
 // CellResult is everything measured for one cell.
 type CellResult struct {
 	Cell     cell.Cell          `json:"-"`
@@ -142,72 +139,37 @@ func RunCell(ctx context.Context, b Backend, c cell.Cell, exp *checks.Expectatio
 	return CellResult{Cell: c, Name: c.String(), Snapshot: s, Results: checks.Run(c.String(), s, exp), Dir: dir}, nil
 }
 
-// Snapshot reads a running instance: waits for udev to finish (autoload
-// races otherwise), runs the snapshot helper, and records what the guest's
-// own systemd says.
+// Snapshot reads a running instance with snapshot.Steps: waits for the
+// boot and for udev to finish (autoload races otherwise), runs the
+// snapshot helper, and records what the guest's own systemd says.
 func Snapshot(ctx context.Context, inst Instance) (*snapshot.Snapshot, error) {
 	g := inst.Guest()
-	// sshd starts with sysinit, so SSH can answer before systemd has
-	// triggered udev or reached multi-user.target: wait for the boot to
-	// finish ("degraded" exits 1 and is fine: a failed unit not under test).
-	if _, err := g.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
-		return nil, fmt.Errorf("waiting for boot to finish: %w", err)
+	var s *snapshot.Snapshot
+	var facts []snapshot.Fact
+	for _, st := range snapshot.Steps() {
+		r, err := g.Run(ctx, st.Argv...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.What, err)
+		}
+		if st.Must && r.ExitCode != 0 {
+			return nil, fmt.Errorf("%s exited %d: %s", strings.Join(st.Argv, " "), r.ExitCode, strings.TrimSpace(string(r.Stderr)))
+		}
+		switch {
+		case st.Document:
+			if s, err = snapshot.Parse(bytes.NewReader(r.Stdout)); err != nil {
+				return nil, fmt.Errorf("snapshot helper output: %w", err)
+			}
+		case st.Kind != "":
+			facts = append(facts, st.Fact(r.Stdout, r.ExitCode))
+		}
 	}
-	if _, err := mustRun(ctx, g, "udevadm", "settle", "--timeout=60"); err != nil {
-		return nil, err
-	}
-	out, err := mustRun(ctx, g, SnapshotCommand)
-	if err != nil {
-		return nil, err
-	}
-	s, err := snapshot.Parse(bytes.NewReader(out.Stdout))
-	if err != nil {
-		return nil, fmt.Errorf("snapshot helper output: %w", err)
+	if s == nil {
+		return nil, errors.New("no step yields the snapshot document")
 	}
 	meta := inst.Meta()
 	meta.Conduit = cmp.Or(s.Meta.Conduit, meta.Conduit)
 	meta.Kernel = cmp.Or(s.Meta.Kernel, meta.Kernel)
 	s.Meta = meta
-
-	// systemd-detect-virt --cvm prints the verdict and exits 1 for "none".
-	r, err := g.Run(ctx, "systemd-detect-virt", "--cvm")
-	if err != nil {
-		return nil, fmt.Errorf("systemd-detect-virt: %w", err)
-	}
-	s.Add(snapshot.Fact{Kind: snapshot.KindCVM, Path: "systemd-detect-virt", Value: verdict(r)})
-	r, err = g.Run(ctx, "systemctl", "is-active", "cca-cvm-gated.service")
-	if err != nil {
-		return nil, fmt.Errorf("systemctl: %w", err)
-	}
-	s.Add(snapshot.Fact{Kind: snapshot.KindUnit, Path: "cca-cvm-gated.service", Value: firstWord(r.Stdout)})
+	s.Add(facts...)
 	return s, nil
-}
-
-func verdict(r guest.Result) string {
-	v := firstWord(r.Stdout)
-	// Keep the exit code in the fact when it contradicts the output, so a
-	// "none" that exits 0 (or "cca" exiting 1) shows up as a difference.
-	if (v == "none") != (r.ExitCode != 0) {
-		return fmt.Sprintf("%s(exit=%d)", v, r.ExitCode)
-	}
-	return v
-}
-
-func firstWord(b []byte) string {
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return "empty"
-	}
-	return f[0]
-}
-
-func mustRun(ctx context.Context, g guest.Guest, argv ...string) (guest.Result, error) {
-	r, err := g.Run(ctx, argv...)
-	if err != nil {
-		return r, fmt.Errorf("%s: %w", argv[0], err)
-	}
-	if r.ExitCode != 0 {
-		return r, fmt.Errorf("%s exited %d: %s", strings.Join(argv, " "), r.ExitCode, strings.TrimSpace(string(r.Stderr)))
-	}
-	return r, nil
 }

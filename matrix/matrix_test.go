@@ -16,13 +16,17 @@ import (
 	"cca-testbed/snapshot"
 )
 
-// fakeGuest answers the runner's commands from a table.
+// fakeGuest answers the runner's steps from a table keyed by step name.
 type fakeGuest map[string]guest.Result
 
 func (f fakeGuest) Run(_ context.Context, argv ...string) (guest.Result, error) {
-	r, ok := f[strings.Join(argv, " ")]
+	st, ok := snapshot.StepFor(argv)
 	if !ok {
-		return guest.Result{}, fmt.Errorf("no such command %q", argv)
+		return guest.Result{}, fmt.Errorf("no such step %q", argv)
+	}
+	r, ok := f[st.Name]
+	if !ok {
+		return guest.Result{}, fmt.Errorf("no answer for step %s", st.Name)
 	}
 	return r, nil
 }
@@ -62,11 +66,11 @@ func (b *fakeBackend) Start(ctx context.Context, c cell.Cell) (Instance, error) 
 
 func plainGuest(cvm string, exit int) fakeGuest {
 	return fakeGuest{
-		"systemctl is-system-running --wait":        {Stdout: []byte("degraded\n"), ExitCode: 1},
-		"udevadm settle --timeout=60":               {},
-		SnapshotCommand:                             {Stdout: []byte(`{"meta":{"kernel":"7.3.4"},"facts":[{"kind":"absent","path":"class/tsm"}]}`)},
-		"systemd-detect-virt --cvm":                 {Stdout: []byte(cvm + "\n"), ExitCode: exit},
-		"systemctl is-active cca-cvm-gated.service": {Stdout: []byte("inactive\n"), ExitCode: 3},
+		snapshot.StepBoot:       {Stdout: []byte("degraded\n"), ExitCode: 1},
+		snapshot.StepSettle:     {},
+		snapshot.StepHelper:     {Stdout: []byte(`{"meta":{"kernel":"7.3.4"},"facts":[{"kind":"absent","path":"class/tsm"}]}`)},
+		snapshot.StepDetectVirt: {Stdout: []byte(cvm + "\n"), ExitCode: exit},
+		snapshot.StepGatedUnit:  {Stdout: []byte("inactive\n"), ExitCode: 3},
 	}
 }
 
@@ -119,7 +123,7 @@ func TestRun(t *testing.T) {
 
 func TestSnapshotHelperFails(t *testing.T) {
 	g := plainGuest("none", 1)
-	g[SnapshotCommand] = guest.Result{ExitCode: 2, Stderr: []byte("sysfs-snapshot: open /sys: permission denied\n")}
+	g[snapshot.StepHelper] = guest.Result{ExitCode: 2, Stderr: []byte("sysfs-snapshot: open /sys: permission denied\n")}
 	b := &fakeBackend{start: func(cell.Cell) (guest.Guest, error) { return g, nil }}
 	_, err := RunCell(context.Background(), b, cell.Cell{Variant: cell.Platform, Role: cell.Plain}, checks.Default())
 	if err == nil || !strings.Contains(err.Error(), "permission denied") || b.closed.Load() != 1 {

@@ -42,9 +42,8 @@ import (
 // network service.
 const BaseCmdline = "root=/dev/vda rw rootwait console=ttyAMA0 panic=-1 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"
 
-// HelperPath is where the snapshot helper is installed in the guest; the
-// rootfs has /usr/local/bin on root's PATH.
-const HelperPath = "/usr/local/bin/" + matrix.SnapshotCommand
+// HelperPath is where the snapshot helper is installed in the guest.
+const HelperPath = snapshot.HelperDir + "/" + snapshot.HelperName
 
 // Options configure a Backend. The zero value boots the role's own firmware
 // profile on the virt machine with the default cache, keeping nothing.
