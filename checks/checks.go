@@ -19,12 +19,22 @@ import (
 type Status string
 
 const (
-	Pass   Status = "pass"
-	Fail   Status = "fail"  // measured differs from the expectation
-	XFail  Status = "xfail" // measured equals an expectation marked broken
-	Skip   Status = "skip"  // nothing measured (the probe could not run)
-	Infra  Status = "error" // the cell could not be brought up at all
-	absent        = "none"
+	Pass  Status = "pass"
+	Fail  Status = "fail"  // measured differs from the expectation
+	XFail Status = "xfail" // measured equals an expectation marked broken
+	Skip  Status = "skip"  // nothing measured (the probe could not run)
+	Infra Status = "error" // the cell could not be brought up at all
+)
+
+// Measured values with a fixed meaning. A measurement is a string, not a
+// Status: the value a check read, which the expectations compare.
+const (
+	// Unknown is the measured value of a probe that did not run.
+	Unknown = "unknown"
+	// none is measured when there is nothing to list (no tsm0, no
+	// device, no module) or nothing detected, as systemd-detect-virt
+	// prints it.
+	none = "none"
 )
 
 // Result is one check of one cell.
@@ -53,8 +63,8 @@ var All = []Check{
 	{"autoload", "which modules did udev/kmod load?", measureModules},
 	{"bound", "which driver bound each device?", measureBound},
 	{"tsm-report", "does /sys/kernel/config/tsm/report appear?", measureReport},
-	{"cvm-systemd", "what does the guest's systemd-detect-virt --cvm print?", measureFact(snapshot.KindCVM, "systemd-detect-virt")},
-	{"cvm-unit", "does a unit with ConditionSecurity=cvm run?", measureFact(snapshot.KindUnit, "cca-cvm-gated.service")},
+	{"cvm-systemd", "what does the guest's systemd-detect-virt --cvm print?", measureFact(snapshot.KindCVM, snapshot.DetectVirt)},
+	{"cvm-unit", "does a unit with ConditionSecurity=cvm run?", measureFact(snapshot.KindUnit, snapshot.GatedUnit)},
 	{"cvm-proposed", "would a systemd reading /sys/firmware/cca/realm_guest detect the CVM?", measureProposed},
 }
 
@@ -76,7 +86,7 @@ func measureTSM0(s *snapshot.Snapshot) (string, []string) {
 			return path.Dir(path.Dir(path.Join("class/tsm", f.Value))), []string{fact(f)}
 		}
 	}
-	return absent, nil
+	return none, nil
 }
 
 // cca reports whether a device fact is one of the CCA devices (not the tsm
@@ -135,19 +145,26 @@ func measureReport(s *snapshot.Snapshot) (string, []string) {
 	return "absent", nil
 }
 
-// measureProposed applies the probe the smccc-bus series' ABI document
-// describes: the guest is a realm when /sys/firmware/cca/realm_guest reads 1.
+// RealmGuestPath is the smccc-bus series' proposed realm indicator,
+// relative to /sys.
+const RealmGuestPath = "firmware/cca/realm_guest"
+
+// measureProposed is "systemd as proposed": the probe the smccc-bus
+// series' ABI document describes, applied as a systemd following it would.
+// The guest is a realm ("cca") when /sys/firmware/cca/realm_guest reads 1;
+// anything else, or no file, is "none". This is the probe's only home: it
+// reads the snapshot, so it answers alike for real and emulated guests.
 func measureProposed(s *snapshot.Snapshot) (string, []string) {
-	const p = "firmware/cca/realm_guest"
+	const p = RealmGuestPath
 	v, ok := s.Lookup(snapshot.KindFile, p)
 	if !ok {
-		return absent, nil
+		return none, nil
 	}
 	ev := []string{snapshot.Fact{Kind: snapshot.KindFile, Path: p, Value: v}.String()}
 	if v == "1" {
 		return "cca", ev
 	}
-	return absent, ev
+	return none, ev
 }
 
 // measureFact reads a fact the runner recorded from a command in the guest;
@@ -162,12 +179,9 @@ func measureFact(kind, p string) func(*snapshot.Snapshot) (string, []string) {
 	}
 }
 
-// Unknown is the measured value of a probe that did not run.
-const Unknown = "unknown"
-
 func list(xs []string) string {
 	if len(xs) == 0 {
-		return absent
+		return none
 	}
 	slices.Sort(xs)
 	return strings.Join(slices.Compact(xs), ",")

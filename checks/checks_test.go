@@ -198,3 +198,27 @@ func FuzzParseExpectations(f *testing.F) {
 		}
 	})
 }
+
+// TestProposed: "systemd as proposed" detects a realm only when
+// realm_guest reads 1.
+func TestProposed(t *testing.T) {
+	for _, tt := range []struct {
+		name, file string
+		present    bool
+		want       string
+	}{
+		{"realm", "1", true, "cca"},
+		{"not a realm", "0", true, "none"},
+		{"no file", "", false, "none"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &snapshot.Snapshot{}
+			if tt.present {
+				s.Add(snapshot.Fact{Kind: snapshot.KindFile, Path: RealmGuestPath, Value: tt.file})
+			}
+			if got, ev := measureProposed(s); got != tt.want || tt.present != (len(ev) == 1) {
+				t.Errorf("measureProposed = %q %v, want %q with evidence %v", got, ev, tt.want, tt.present)
+			}
+		})
+	}
+}

@@ -1,23 +1,18 @@
-// Package cvm answers "is this a confidential VM?" the way userspace asks it
-// on arm64, over a sysfs-shaped fs.FS (paths relative to /sys):
-//
-//   - Systemd ports systemd's detection (src/basic/confidential-virt.c,
-//     detect_confidential_virtualization(), aarch64 branch since commit
-//     2572bf6a): the guest is "cca" exactly when
-//     /sys/devices/platform/arm-cca-dev exists. Nothing else is consulted,
-//     which is why the registration variants matter to distributions.
-//   - Proposed reads /sys/firmware/cca/realm_guest, the stable indicator the
-//     smccc-bus series documents as new ABI, the way a systemd following it
-//     would.
+// Package cvm answers "is this a confidential VM?" the way today's systemd
+// asks it on arm64, over a sysfs-shaped fs.FS (paths relative to /sys):
+// Systemd ports systemd's detection (src/basic/confidential-virt.c,
+// detect_confidential_virtualization(), aarch64 branch since commit
+// 2572bf6a): the guest is "cca" exactly when
+// /sys/devices/platform/arm-cca-dev exists. Nothing else is consulted,
+// which is why the registration variants matter to distributions. The
+// emulated guest's systemd-detect-virt and ConditionSecurity=cvm answer
+// with it. ("systemd as proposed", reading realm_guest, is a check over
+// the snapshot: checks.RealmGuestPath.)
 //
 // Tests: go test ./emulated/cvm
 package cvm
 
-import (
-	"errors"
-	"io/fs"
-	"strings"
-)
+import "io/fs"
 
 // Verdicts, as systemd-detect-virt --cvm prints them.
 const (
@@ -34,9 +29,6 @@ const FirstCCASystemd = 258
 // DevicePath is the one path systemd's aarch64 branch tests with access(2).
 const DevicePath = "devices/platform/arm-cca-dev"
 
-// RealmGuestPath is the smccc-bus series' proposed indicator.
-const RealmGuestPath = "firmware/cca/realm_guest"
-
 // Systemd returns what systemd of the given major version decides for
 // sysfs. access(F_OK) follows symlinks, so Stat (not Lstat) is the port.
 func Systemd(sysfs fs.FS, version int) string {
@@ -47,22 +39,6 @@ func Systemd(sysfs fs.FS, version int) string {
 		return CCA
 	}
 	return None
-}
-
-// Proposed returns the verdict of a probe reading realm_guest: "cca" when it
-// reads 1, "none" when it reads anything else or is absent.
-func Proposed(sysfs fs.FS) (string, error) {
-	b, err := fs.ReadFile(sysfs, RealmGuestPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return None, nil
-	}
-	if err != nil {
-		return "", err
-	}
-	if strings.TrimSpace(string(b)) == "1" {
-		return CCA, nil
-	}
-	return None, nil
 }
 
 // ExitCode is systemd-detect-virt's exit status for a verdict: 0 when

@@ -35,24 +35,7 @@ func TestSystemd(t *testing.T) {
 	}
 }
 
-func TestProposed(t *testing.T) {
-	tests := []struct {
-		name string
-		sys  fs.FS
-		want string
-	}{
-		{"realm", fstest.MapFS{RealmGuestPath: {Data: []byte("1\n")}}, CCA},
-		{"not a realm", fstest.MapFS{RealmGuestPath: {Data: []byte("0\n")}}, None},
-		{"absent", fstest.MapFS{DevicePath + "/uevent": {}}, None},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Proposed(tt.sys)
-			if err != nil || got != tt.want {
-				t.Fatalf("Proposed = %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
+func TestExitCode(t *testing.T) {
 	if ExitCode(None) != 1 || ExitCode(CCA) != 0 {
 		t.Fatal("systemd-detect-virt exits 1 for none, 0 otherwise")
 	}
