@@ -23,7 +23,10 @@ const (
 	Fail  Status = "fail"  // measured differs from the expectation
 	XFail Status = "xfail" // measured equals an expectation marked broken
 	Skip  Status = "skip"  // nothing measured (the probe could not run)
-	Infra Status = "error" // the cell could not be brought up at all
+	Infra Status = "error" // the harness could not bring the cell up
+	// Boot: the kernel under test failed to come up (panic, oops, stall).
+	// Nothing was measured, but unlike Infra it is a finding about the cell.
+	Boot Status = "boot"
 )
 
 // Measured values with a fixed meaning. A measurement is a string, not a
@@ -212,12 +215,19 @@ func Run(cell string, s *snapshot.Snapshot, exp *Expectations) []Result {
 	return out
 }
 
-// Infrastructure returns the result list of a cell that never came up: one
-// Infra result per check, so no cell silently drops out of a report.
-func Infrastructure(cell string, err error) []Result {
+// Infrastructure returns the result list of a cell the harness could not
+// bring up: one Infra result per check, so no cell silently drops out of a
+// report.
+func Infrastructure(cell string, err error) []Result { return unmeasured(cell, Infra, err) }
+
+// BootFailed returns the result list of a cell whose kernel failed to come
+// up: one Boot result per check, with the failure as the reason.
+func BootFailed(cell string, err error) []Result { return unmeasured(cell, Boot, err) }
+
+func unmeasured(cell string, st Status, err error) []Result {
 	out := make([]Result, 0, len(All))
 	for _, c := range All {
-		out = append(out, Result{Cell: cell, Check: c.Name, Status: Infra, Measured: Unknown, Reason: err.Error()})
+		out = append(out, Result{Cell: cell, Check: c.Name, Status: st, Measured: Unknown, Reason: err.Error()})
 	}
 	return out
 }

@@ -2,7 +2,8 @@
 // it through the guest.Guest interface the same way whatever the backend
 // (settle udev, run the in-guest snapshot helper, ask systemd), and grades
 // the snapshot with the checks. Errors from many cells are gathered, never
-// dropped: a cell that cannot come up still yields one Infra result per check.
+// dropped: a cell that cannot come up still yields one result per check,
+// Boot when its kernel failed (a finding) and Infra when the harness did.
 //
 // Tests: go test ./matrix
 package matrix
@@ -40,13 +41,40 @@ type Instance interface {
 	Close() error
 }
 
+// BootFailure is implemented by a backend's errors that say the kernel
+// under test failed to come up (a panic, oops or stall on the console:
+// qemu.BootError), as opposed to the harness failing. matrix finds it with
+// errors.As, so it knows no backend's package.
+type BootFailure interface {
+	error
+	BootFailure()
+}
+
+// Class says which side failed a cell that could not be measured.
+type Class string
+
+const (
+	ClassBoot  Class = "boot"  // the kernel under test: a finding
+	ClassInfra Class = "infra" // the harness (QEMU, SSH, the cache, ...)
+)
+
+// ClassOf is ClassBoot when err holds a BootFailure, else ClassInfra.
+func ClassOf(err error) Class {
+	var bf BootFailure
+	if errors.As(err, &bf) {
+		return ClassBoot
+	}
+	return ClassInfra
+}
+
 // CellResult is everything measured for one cell.
 type CellResult struct {
 	Cell     cell.Cell          `json:"-"`
 	Name     string             `json:"cell"`
 	Snapshot *snapshot.Snapshot `json:"snapshot,omitempty"`
 	Results  []checks.Result    `json:"results"`
-	Err      string             `json:"error,omitempty"` // infrastructure error, if any
+	Err      string             `json:"error,omitempty"` // why the cell was not measured, if it was not
+	Class    Class              `json:"class,omitempty"` // which side Err is on
 	Duration time.Duration      `json:"duration_ns"`
 	Dir      string             `json:"dir,omitempty"` // result directory (console log, cmdline, reproduce.sh)
 }
@@ -62,7 +90,7 @@ type Options struct {
 
 // Run runs every cell and returns results in the order of cells. The error
 // gathers infrastructure failures (which are also in the results); a check
-// that fails is a result, not an error.
+// that fails, or a kernel that fails to boot, is a result, not an error.
 func Run(ctx context.Context, b Backend, cells []cell.Cell, o Options) ([]CellResult, error) {
 	if o.Expectations == nil {
 		o.Expectations = checks.Default()
@@ -95,7 +123,7 @@ func Run(ctx context.Context, b Backend, cells []cell.Cell, o Options) ([]CellRe
 			r.Duration = time.Since(start)
 			results[i] = r
 			progress(o, c, "done", r.Duration)
-			if err != nil {
+			if err != nil && r.Class == ClassInfra {
 				mu.Lock()
 				errs = multierror.Append(errs, fmt.Errorf("%s: %w", c, err))
 				mu.Unlock()
@@ -113,10 +141,17 @@ func progress(o Options, c cell.Cell, phase string, d time.Duration) {
 }
 
 func failed(c cell.Cell, err error, d time.Duration) CellResult {
-	return CellResult{Cell: c, Name: c.String(), Results: checks.Infrastructure(c.String(), err), Err: err.Error(), Duration: d}
+	r := CellResult{Cell: c, Name: c.String(), Err: err.Error(), Class: ClassOf(err), Duration: d}
+	if r.Class == ClassBoot {
+		r.Results = checks.BootFailed(c.String(), err)
+	} else {
+		r.Results = checks.Infrastructure(c.String(), err)
+	}
+	return r
 }
 
-// RunCell brings one cell up, snapshots it and grades it.
+// RunCell brings one cell up, snapshots it and grades it. A cell that was
+// not measured returns its error too; the result's Class says whose it is.
 func RunCell(ctx context.Context, b Backend, c cell.Cell, exp *checks.Expectations) (CellResult, error) {
 	inst, err := b.Start(ctx, c)
 	if err != nil {

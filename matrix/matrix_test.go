@@ -140,3 +140,41 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("err = %v, %d results; want Canceled and every cell reported", err, len(res))
 	}
 }
+
+// kernelPanic stands for a backend's boot error (qemu.BootError).
+type kernelPanic struct{}
+
+func (kernelPanic) Error() string { return "boot failed: kernel panic: Attempted to kill init!" }
+func (kernelPanic) BootFailure()  {}
+
+// TestBootFailureIsAFinding: a kernel that fails to boot is recorded as a
+// Boot result with its class, not gathered as a harness error; a harness
+// error stays Infra.
+func TestBootFailureIsAFinding(t *testing.T) {
+	harness := errors.New("qemu start: address in use")
+	b := &fakeBackend{start: func(c cell.Cell) (guest.Guest, error) {
+		if c.Role == cell.Realm {
+			return nil, fmt.Errorf("%s: %w", c, kernelPanic{})
+		}
+		return nil, harness
+	}}
+	cells := []cell.Cell{{Variant: cell.Faux, Role: cell.Realm}, {Variant: cell.Faux, Role: cell.Plain}}
+	res, err := Run(context.Background(), b, cells, Options{})
+	if !errors.Is(err, harness) || strings.Contains(err.Error(), "panic") {
+		t.Errorf("err = %v, want only the harness error", err)
+	}
+	for i, want := range []struct {
+		class  Class
+		status checks.Status
+	}{{ClassBoot, checks.Boot}, {ClassInfra, checks.Infra}} {
+		r := res[i]
+		if r.Class != want.class || r.Err == "" {
+			t.Errorf("%s: class %q err %q, want %q", r.Name, r.Class, r.Err, want.class)
+		}
+		for _, cr := range r.Results {
+			if cr.Status != want.status {
+				t.Errorf("%s %s: %s, want %s", r.Name, cr.Check, cr.Status, want.status)
+			}
+		}
+	}
+}

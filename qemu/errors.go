@@ -46,6 +46,11 @@ func (e *BootError) Error() string {
 // Unwrap makes every BootError match ErrBoot.
 func (e *BootError) Unwrap() error { return ErrBoot }
 
+// BootFailure marks the kernel as the side that failed, so a runner that
+// knows nothing of this package (matrix.BootFailure) reports the cell as a
+// finding rather than a harness error.
+func (*BootError) BootFailure() {}
+
 // InfraError says the harness failed: QEMU missing, QEMU exiting with an
 // error, QMP unreachable. Op names the step ("lookup", "start", "qmp",
 // "run", "stop").

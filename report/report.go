@@ -1,7 +1,8 @@
 // Package report renders matrix results: a table for terminals, JSON for
 // tools, JUnit XML for CI, Markdown for pull requests and HTML for readers.
-// Every format carries every result class (pass, fail, xfail, skip, error)
-// separately.
+// Every format carries every result class (pass, fail, xfail, boot, skip,
+// error) separately: a kernel that failed to boot is a finding, a harness
+// error is not.
 //
 // Tests: go test ./report (golden files in testdata, -update regenerates).
 package report
@@ -57,8 +58,8 @@ func (r *Report) OK() bool {
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d cells, %d checks: %d pass, %d xfail, %d fail, %d skip, %d error",
-		s.Cells, s.Checks, s.By[checks.Pass], s.By[checks.XFail], s.By[checks.Fail], s.By[checks.Skip], s.By[checks.Infra])
+	return fmt.Sprintf("%d cells, %d checks: %d pass, %d xfail, %d fail, %d boot, %d skip, %d error",
+		s.Cells, s.Checks, s.By[checks.Pass], s.By[checks.XFail], s.By[checks.Fail], s.By[checks.Boot], s.By[checks.Skip], s.By[checks.Infra])
 }
 
 // Write renders r in format.
@@ -95,7 +96,7 @@ func (r *Report) text(w io.Writer) error {
 	}
 	for _, c := range r.Cells {
 		if c.Err != "" {
-			fmt.Fprintf(w, "%s: error: %s\n", c.Name, c.Err)
+			fmt.Fprintf(w, "%s: %s: %s\n", c.Name, classWord(c.Class), c.Err)
 			continue
 		}
 		for _, res := range c.Results {
@@ -111,6 +112,22 @@ func (r *Report) text(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "%s backend, %s in %s\n", r.Backend, r.Summary, r.Elapsed.Round(time.Millisecond))
 	return err
+}
+
+// unmeasured is the status of every check of a cell that failed on side c.
+func unmeasured(c matrix.Class) checks.Status {
+	if c == matrix.ClassBoot {
+		return checks.Boot
+	}
+	return checks.Infra
+}
+
+// classWord is how text names the side that failed an unmeasured cell.
+func classWord(c matrix.Class) string {
+	if c == matrix.ClassBoot {
+		return "kernel failed to boot"
+	}
+	return "error"
 }
 
 func orNone(s string) string {
@@ -137,11 +154,11 @@ func (r *Report) markdown(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
-	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, ⏭ skipped, 💥 infrastructure error.\n")
+	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error.\n")
 	var notes []string
 	for _, c := range r.Cells {
 		if c.Err != "" {
-			notes = append(notes, fmt.Sprintf("- `%s`: 💥 %s", c.Name, mdEscape(c.Err)))
+			notes = append(notes, fmt.Sprintf("- `%s`: %s %s", c.Name, mark(unmeasured(c.Class)), mdEscape(c.Err)))
 			continue
 		}
 		for _, res := range c.Results {
@@ -168,6 +185,8 @@ func mark(s checks.Status) string {
 		return "❌"
 	case checks.Skip:
 		return "⏭"
+	case checks.Boot:
+		return "🔥"
 	}
 	return "💥"
 }
@@ -203,12 +222,14 @@ type junitCase struct {
 
 type junitMsg struct {
 	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
 	Body    string `xml:",chardata"`
 }
 
 // junit maps xfail to a passing case whose output says "xfail: reason":
 // JUnit has no expected-failure class, and counting it as skipped would
-// hide that it was measured.
+// hide that it was measured. A kernel that failed to boot is a failure of
+// type "boot" (a finding); a harness error is an error of type "infra".
 func (r *Report) junit(w io.Writer) error {
 	out := junitSuites{Name: "cca-testbed " + r.Backend}
 	for _, c := range r.Cells {
@@ -219,13 +240,16 @@ func (r *Report) junit(w io.Writer) error {
 			msg := fmt.Sprintf("measured %s, expected %s%s", res.Measured, orNone(res.Expected), suffix(res.Reason))
 			switch res.Status {
 			case checks.Fail:
-				tc.Failure = &junitMsg{msg, evidence}
+				tc.Failure = &junitMsg{Message: msg, Body: evidence}
+				s.Fails++
+			case checks.Boot:
+				tc.Failure = &junitMsg{Message: res.Reason, Type: string(matrix.ClassBoot)}
 				s.Fails++
 			case checks.Infra:
-				tc.Error = &junitMsg{res.Reason, ""}
+				tc.Error = &junitMsg{Message: res.Reason, Type: string(matrix.ClassInfra)}
 				s.Errors++
 			case checks.Skip:
-				tc.Skipped = &junitMsg{res.Reason, ""}
+				tc.Skipped = &junitMsg{Message: res.Reason}
 				s.Skipped++
 			case checks.XFail:
 				tc.SystemOut = "xfail: " + msg + "\n" + evidence

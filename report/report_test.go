@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -20,7 +21,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // sample is a two-cell run graded against a small expectations file, so
-// every status appears: pass, xfail, fail, skip and an infrastructure error.
+// every status appears: pass, xfail, fail, skip, an infrastructure error and
+// a kernel that failed to boot.
 func sample(t *testing.T) *Report {
 	t.Helper()
 	exp, err := checks.ParseExpectations(strings.NewReader(`
@@ -50,9 +52,12 @@ faux/realm     cvm-systemd   none   xfail: systemd looks for arm-cca-dev only
 	)
 	faux := cell.Cell{Variant: cell.Faux, Role: cell.Realm, Userspace: cell.Forky}
 	plat := cell.Cell{Variant: cell.Platform, Role: cell.Realm, Userspace: cell.Forky}
+	bus := cell.Cell{Variant: cell.SMCCCBus, Role: cell.Realm, Userspace: cell.Forky}
+	panicked := errors.New("smccc-bus/realm: boot failed: kernel panic: Kernel panic - not syncing: Attempted to kill init!")
 	cells := []matrix.CellResult{
 		{Cell: faux, Name: faux.String(), Snapshot: s, Results: checks.Run(faux.String(), s, exp), Duration: 1500 * time.Millisecond},
-		{Cell: plat, Name: plat.String(), Results: checks.Infrastructure(plat.String(), os.ErrDeadlineExceeded), Err: "boot: i/o timeout"},
+		{Cell: plat, Name: plat.String(), Results: checks.Infrastructure(plat.String(), os.ErrDeadlineExceeded), Err: "boot: i/o timeout", Class: matrix.ClassInfra},
+		{Cell: bus, Name: bus.String(), Results: checks.BootFailed(bus.String(), panicked), Err: panicked.Error(), Class: matrix.ClassBoot},
 	}
 	return New("test", time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), 2*time.Second, cells)
 }
@@ -86,7 +91,7 @@ func TestGolden(t *testing.T) {
 func TestSummaryAndOK(t *testing.T) {
 	r := sample(t)
 	got := r.Summary.String()
-	want := "2 cells, 18 checks: 6 pass, 1 xfail, 1 fail, 1 skip, 9 error"
+	want := "3 cells, 27 checks: 6 pass, 1 xfail, 1 fail, 9 boot, 1 skip, 9 error"
 	if got != want {
 		t.Errorf("summary %q, want %q", got, want)
 	}
@@ -105,8 +110,11 @@ func TestMachineReadable(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatalf("json output does not parse: %v", err)
 	}
-	if len(back.Cells) != 2 || back.Cells[0].Results[0].Check != "tsm0" {
+	if len(back.Cells) != 3 || back.Cells[0].Results[0].Check != "tsm0" {
 		t.Errorf("json lost cells: %+v", back.Cells)
+	}
+	if c := back.Cells[2]; c.Class != matrix.ClassBoot || c.Results[0].Status != checks.Boot || back.Cells[1].Class != matrix.ClassInfra {
+		t.Errorf("json lost the failure classes: %s %s, %s", c.Class, c.Results[0].Status, back.Cells[1].Class)
 	}
 	b.Reset()
 	if err := r.Write(&b, "junit"); err != nil {
@@ -116,8 +124,18 @@ func TestMachineReadable(t *testing.T) {
 	if err := xml.Unmarshal(b.Bytes(), &suites); err != nil {
 		t.Fatalf("junit output does not parse: %v", err)
 	}
-	if suites.Fails != 1 || suites.Errors != 9 || suites.Skipped != 1 {
-		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 1, 9, 1", suites.Fails, suites.Errors, suites.Skipped)
+	// The 9 checks of the cell whose kernel panicked are failures (a
+	// finding), typed "boot"; the harness's are errors, typed "infra".
+	if suites.Fails != 10 || suites.Errors != 9 || suites.Skipped != 1 {
+		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 10, 9, 1", suites.Fails, suites.Errors, suites.Skipped)
+	}
+	for _, s := range suites.Suites {
+		for _, tc := range s.Cases {
+			if tc.Failure != nil && (tc.Failure.Type == "boot") != (s.Name == "smccc-bus/realm") ||
+				tc.Error != nil && tc.Error.Type != "infra" {
+				t.Errorf("%s %s: failure %+v error %+v: wrong type", s.Name, tc.Name, tc.Failure, tc.Error)
+			}
+		}
 	}
 	if err := r.Write(&b, "pdf"); err == nil {
 		t.Errorf("unknown format accepted")

@@ -88,7 +88,10 @@ type Backend struct {
 	helper []byte
 }
 
-var _ matrix.Backend = (*Backend)(nil)
+var (
+	_ matrix.Backend     = (*Backend)(nil)
+	_ matrix.BootFailure = (*qemu.BootError)(nil)
+)
 
 // New returns a Backend; nothing is built until Prepare or Start.
 func New(opts Options) (*Backend, error) {

@@ -131,6 +131,9 @@ func TestFaults(t *testing.T) {
 		if !errors.As(err, &be) || !strings.Contains(err.Error(), "panic") {
 			t.Fatalf("err = %v, want a BootError naming the panic", err)
 		}
+		if cl := matrix.ClassOf(err); cl != matrix.ClassBoot {
+			t.Errorf("class %q, want %q: a panic is a finding", cl, matrix.ClassBoot)
+		}
 		t.Logf("error: %v", err)
 		if d := time.Since(start); d > qemu.Scaled(60*time.Second) {
 			t.Errorf("panic noticed after %s", d)
@@ -146,6 +149,9 @@ func TestFaults(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), "no SSH") {
 			t.Fatalf("err = %v, want no SSH with the console's last lines", err)
+		}
+		if cl := matrix.ClassOf(err); cl != matrix.ClassInfra {
+			t.Errorf("class %q, want %q", cl, matrix.ClassInfra)
 		}
 		t.Logf("error: %v", err)
 	})
