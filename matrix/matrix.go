@@ -202,9 +202,20 @@ func Snapshot(ctx context.Context, inst Instance) (*snapshot.Snapshot, error) {
 		return nil, errors.New("no step yields the snapshot document")
 	}
 	meta := inst.Meta()
-	meta.Conduit = cmp.Or(s.Meta.Conduit, meta.Conduit)
+	meta.Conduit = conduit(s.Meta.Conduit, meta.Conduit)
 	meta.Kernel = cmp.Or(s.Meta.Kernel, meta.Kernel)
 	s.Meta = meta
 	s.Add(facts...)
 	return s, nil
+}
+
+// conduit is who answered the guest's firmware calls. The guest's own word
+// wins ("smc" even where the backend meant to emulate), except that the
+// kernel only knows it was the model ("emulated-rmi") while the backend
+// knows which profile answered ("emulated-rmi:rmm-1.1"), which is kept.
+func conduit(guest, backend string) string {
+	if guest == "" || strings.HasPrefix(backend, guest+":") {
+		return backend
+	}
+	return guest
 }

@@ -178,3 +178,17 @@ func TestBootFailureIsAFinding(t *testing.T) {
 		}
 	}
 }
+
+func TestConduit(t *testing.T) {
+	for _, tt := range []struct{ guest, backend, want string }{
+		{"emulated-rmi", "emulated-rmi:rmm-1.1", "emulated-rmi:rmm-1.1"}, // the profile that answered is kept
+		{"smc", "emulated-rmi:rmm-1.1", "smc"},                           // the guest's own word wins
+		{"", "emulated-rmi:rmm-2.0", "emulated-rmi:rmm-2.0"},
+		{"smc", "smc", "smc"},
+		{"emulated-rmi", "", "emulated-rmi"},
+	} {
+		if got := conduit(tt.guest, tt.backend); got != tt.want {
+			t.Errorf("conduit(%q, %q) = %q, want %q", tt.guest, tt.backend, got, tt.want)
+		}
+	}
+}

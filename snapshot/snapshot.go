@@ -44,7 +44,7 @@ const (
 type Meta struct {
 	Cell      string `json:"cell"`
 	Backend   string `json:"backend"`             // emulated or qemu
-	Conduit   string `json:"conduit,omitempty"`   // who answered firmware calls: emulated-rmi, smc, none
+	Conduit   string `json:"conduit,omitempty"`   // who answered firmware calls: emulated-rmi:<profile>, smc, none
 	Userspace string `json:"userspace,omitempty"` // forky, trixie
 	Kernel    string `json:"kernel,omitempty"`    // uname -r or the model's name
 	// Firmware is the rmi profile that answered when a run overrode the
