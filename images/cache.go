@@ -74,6 +74,20 @@ func DefaultDir() (string, error) {
 // that interrupted builds left more than a day ago, and prunes entries
 // unused for DefaultUnusedFor (see Prune).
 func Open(dir string) (*Cache, error) {
+	c, err := OpenUnpruned(dir)
+	if err != nil {
+		return nil, err
+	}
+	// Housekeeping like the sweep: a failure is in cache.log, and the
+	// entry is tried again next time.
+	_, _ = c.Prune(DefaultUnusedFor)
+	return c, nil
+}
+
+// OpenUnpruned is Open without the prune, for a caller that prunes at an
+// age of its own (testbed prune --unused-for 720h must keep what is 20
+// days old).
+func OpenUnpruned(dir string) (*Cache, error) {
 	if dir == "" {
 		d, err := DefaultDir()
 		if err != nil {
@@ -90,9 +104,6 @@ func Open(dir string) (*Cache, error) {
 	}
 	c := &Cache{Dir: abs}
 	c.sweep(time.Now().Add(-staleAfter))
-	// Housekeeping like the sweep: a failure is in cache.log, and the
-	// entry is tried again next time.
-	_, _ = c.Prune(DefaultUnusedFor)
 	return c, nil
 }
 

@@ -593,9 +593,10 @@ func runChanges(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-// runPrune removes cache entries unused for --unused-for. Every command
-// that opens the cache already prunes at images.DefaultUnusedFor; this is
-// for freeing the space of superseded builds sooner.
+// runPrune removes cache entries unused for --unused-for. Every other
+// command that opens the cache prunes at images.DefaultUnusedFor; this is
+// for freeing the space of superseded builds sooner, or for another age
+// (the cache is opened unpruned, so a longer age keeps what it says).
 func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("prune", "[flags]", stdout)
 	cache := fs.String("cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
@@ -606,7 +607,7 @@ func runPrune(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 0 || *unused < 0 {
 		return usagef("prune: takes no arguments and a --unused-for of 0 or more")
 	}
-	c, err := images.Open(*cache)
+	c, err := images.OpenUnpruned(*cache)
 	if err != nil {
 		return err
 	}

@@ -254,12 +254,25 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Used a minute ago: the default (two weeks) keeps it, one second does not.
-	then := time.Now().Add(-time.Minute)
+	// Used 20 days ago: a longer age keeps it, and the cache is not first
+	// pruned at the two-week default behind the command's back.
+	then := time.Now().Add(-20 * 24 * time.Hour)
 	if err := os.Chtimes(entry, then, then); err != nil {
 		t.Fatal(err)
 	}
-	out, _, code := testbed(t, "prune", "--cache", dir)
+	out, _, code := testbed(t, "prune", "--cache", dir, "--unused-for", "720h")
+	if code != exitOK || !strings.Contains(out, "0 entries pruned") {
+		t.Fatalf("prune --unused-for 720h: exit %d, output %q", code, out)
+	}
+	if _, err := os.Stat(entry); err != nil {
+		t.Fatalf("prune --unused-for 720h removed a 20-day-old entry: %v", err)
+	}
+	// Used a minute ago: the default (two weeks) keeps it, one second does not.
+	then = time.Now().Add(-time.Minute)
+	if err := os.Chtimes(entry, then, then); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = testbed(t, "prune", "--cache", dir)
 	if code != exitOK || !strings.Contains(out, "0 entries pruned") {
 		t.Fatalf("default prune: exit %d, output %q", code, out)
 	}
