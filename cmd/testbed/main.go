@@ -4,7 +4,15 @@
 //	testbed variants
 //	testbed matrix   [--backend emulated|qemu] [--variant ...] [--role ...] [--format ...]
 //	testbed snapshot CELL | --variant V --role R
+//	testbed boot     CELL         (a real cell, up until Ctrl-C)
+//	testbed ssh      CELL [-- COMMAND...]
+//	testbed bench    [--boots N]
 //	testbed diff     A B          (cells or snapshot files)
+//	testbed fidelity RUN          (a real run's snapshots vs the model)
+//	testbed changes  OLD NEW      (two runs)
+//	testbed prune    [--unused-for D]
+//
+// Each command's --help gives its flags.
 //
 // Exit codes: 0 every check as expected, 1 a check differs from its
 // expectation, 2 usage or infrastructure error.

@@ -66,11 +66,35 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestHelpEverywhere: every entry point, the top level and each command,
+// answers -h and --help with its usage and exit 0.
 func TestHelpEverywhere(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"matrix", "--help"}, {"snapshot", "-h"}, {"diff", "--help"}, {"variants", "--help"}} {
+	entries := [][]string{{"--help"}, {"-h"}, {"help"}}
+	for _, c := range commands() {
+		entries = append(entries, []string{c.name, "--help"}, []string{c.name, "-h"})
+	}
+	for _, args := range entries {
 		out, _, code := testbed(t, args...)
-		if code != exitOK || !strings.Contains(out, "usage: testbed") {
-			t.Errorf("%v: exit %d, output %q", args, code, out)
+		want := "usage: testbed"
+		if len(args) == 2 {
+			want += " " + args[0]
+		}
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("%v: exit %d, output %q, want %q", args, code, out, want)
+		}
+	}
+}
+
+// TestDocListsCommands: the package comment shows every command.
+func TestDocListsCommands(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(src), "package main")
+	for _, c := range commands() {
+		if !strings.Contains(doc, "//\ttestbed "+c.name+" ") && !strings.Contains(doc, "//\ttestbed "+c.name+"\n") {
+			t.Errorf("main.go's doc does not show `testbed %s`", c.name)
 		}
 	}
 }
