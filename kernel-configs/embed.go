@@ -1,8 +1,10 @@
 // Package kernelconfigs carries the testbed's kernel side into the binary:
 // base.config, the per-variant fragments, the patches and the kernel
-// sources in src/ (see README.md). images/kernel reads them from FS, so a built
-// testbed needs no checkout to build its kernels, and the cache key is
-// exactly what was compiled in.
+// sources in src/ (see README.md). images/kernel reads them from FS, so the
+// kernels' cache key is exactly what was compiled into the testbed binary:
+// an edit here takes effect when the testbed is rebuilt. The real backend
+// still runs from a checkout, with the go command on PATH: it builds the
+// in-guest snapshot helper from cmd/sysfs-snapshot (images.BuildHelper).
 //
 // Tests: none here; go test ./images/kernel builds kernels from these files.
 package kernelconfigs
