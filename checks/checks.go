@@ -148,9 +148,9 @@ func measureReport(s *snapshot.Snapshot) (string, []string) {
 	return "absent", nil
 }
 
-// RealmGuestPath is the smccc-bus series' proposed realm indicator,
+// realmGuestPath is the smccc-bus series' proposed realm indicator,
 // relative to /sys.
-const RealmGuestPath = "firmware/cca/realm_guest"
+const realmGuestPath = "firmware/cca/realm_guest"
 
 // measureProposed is "systemd as proposed": the probe the smccc-bus
 // series' ABI document describes, applied as a systemd following it would.
@@ -158,7 +158,7 @@ const RealmGuestPath = "firmware/cca/realm_guest"
 // anything else, or no file, is "none". This is the probe's only home: it
 // reads the snapshot, so it answers alike for real and emulated guests.
 func measureProposed(s *snapshot.Snapshot) (string, []string) {
-	const p = RealmGuestPath
+	const p = realmGuestPath
 	v, ok := s.Lookup(snapshot.KindFile, p)
 	if !ok {
 		return none, nil

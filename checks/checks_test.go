@@ -214,7 +214,7 @@ func TestProposed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &snapshot.Snapshot{}
 			if tt.present {
-				s.Add(snapshot.Fact{Kind: snapshot.KindFile, Path: RealmGuestPath, Value: tt.file})
+				s.Add(snapshot.Fact{Kind: snapshot.KindFile, Path: realmGuestPath, Value: tt.file})
 			}
 			if got, ev := measureProposed(s); got != tt.want || tt.present != (len(ev) == 1) {
 				t.Errorf("measureProposed = %q %v, want %q with evidence %v", got, ev, tt.want, tt.present)

@@ -2,7 +2,6 @@ package guest
 
 import (
 	"fmt"
-	"os"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -25,20 +24,3 @@ func ParseHostKey(authorizedKey []byte) (ssh.PublicKey, error) {
 	}
 	return k, nil
 }
-
-// ReadHostKey reads and parses a host public key file (see ParseHostKey).
-func ReadHostKey(path string) (ssh.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read host key: %w", err)
-	}
-	k, err := ParseHostKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return k, nil
-}
-
-// Fingerprint is the key's SHA256 fingerprint as OpenSSH prints it, for
-// logs and reports.
-func Fingerprint(k ssh.PublicKey) string { return ssh.FingerprintSHA256(k) }

@@ -23,8 +23,7 @@ import (
 )
 
 // ErrCorrupt is wrapped when a cache entry no longer matches its manifest.
-// Get handles it itself (the entry is deleted and rebuilt); it is exported
-// for Verify's callers.
+// Get handles it itself (the entry is deleted and rebuilt).
 var ErrCorrupt = errors.New("cache entry does not match its manifest")
 
 // ManifestName is the file in every entry that lists its artefacts.
@@ -472,11 +471,9 @@ func writeManifest(dir string) error {
 	return os.WriteFile(filepath.Join(dir, ManifestName), append(b, '\n'), 0o444)
 }
 
-// Verify checks the entry at dir against its manifest, re-hashing every
+// verify checks the entry at dir against its manifest, re-hashing every
 // artefact when full is set and otherwise only those whose mtime changed.
 // A mismatch wraps ErrCorrupt.
-func Verify(dir string, full bool) error { return verify(dir, full) }
-
 func verify(dir string, full bool) error {
 	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {

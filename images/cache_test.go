@@ -149,8 +149,8 @@ func TestGetMissThenHit(t *testing.T) {
 	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
 		t.Errorf("entry mode %o, want 700", info.Mode().Perm())
 	}
-	if err := Verify(dir, true); err != nil {
-		t.Errorf("Verify(full) of a fresh entry: %v", err)
+	if err := verify(dir, true); err != nil {
+		t.Errorf("verify(full) of a fresh entry: %v", err)
 	}
 }
 
@@ -336,8 +336,8 @@ func TestGetCorruptionRebuilds(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.corrupt(t, dir)
-			if err := Verify(dir, true); !errors.Is(err, ErrCorrupt) {
-				t.Errorf("Verify = %v, want ErrCorrupt", err)
+			if err := verify(dir, true); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("verify = %v, want ErrCorrupt", err)
 			}
 			if _, err := c.Get(ctx, "thing", "k", build); err != nil {
 				t.Fatal(err)

@@ -7,7 +7,7 @@
 // which is why the registration variants matter to distributions. The
 // emulated guest's systemd-detect-virt and ConditionSecurity=cvm answer
 // with it. ("systemd as proposed", reading realm_guest, is a check over
-// the snapshot: checks.RealmGuestPath.)
+// the snapshot: checks, cvm-proposed.)
 //
 // Tests: go test ./emulated/cvm
 package cvm
