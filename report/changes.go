@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"cca-testbed/internal/input"
+	"cca-testbed/internal/term"
 	"cca-testbed/snapshot"
 )
 
@@ -29,15 +30,61 @@ func Read(name string) (*Report, error) {
 	return Decode(bytes.NewReader(b), name)
 }
 
-// Decode reads a JSON report from r; name is used in errors.
+// Decode reads one JSON report from r (at most input.MaxReport bytes);
+// name is used in errors, which give the line:column of what is wrong.
+// Every cell's snapshot is validated and put in canonical order, as
+// snapshot.Parse leaves one, so what compares them can trust them.
 func Decode(r io.Reader, name string) (*Report, error) {
+	data, err := io.ReadAll(io.LimitReader(r, input.MaxReport+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if len(data) > input.MaxReport {
+		return nil, fmt.Errorf("%s: %w: over the limit of %s", name, input.ErrTooLarge, input.Size(input.MaxReport))
+	}
+	bad := func(off int64, format string, a ...any) error {
+		return fmt.Errorf("%s: %w: %s: %s", name, ErrNotReport, input.Position(data, off), fmt.Sprintf(format, a...))
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD unseen.
+	if i := input.InvalidUTF8(data); i >= 0 {
+		return nil, bad(i, "not valid UTF-8")
+	}
 	var rep Report
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&rep); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		// Both offsets count the bytes read up to and including the
+		// culprit (the bad character; a value's last byte, or a
+		// list's or object's first): point at it.
+		switch {
+		case errors.As(err, &se):
+			return nil, bad(se.Offset-1, "%v", err)
+		case errors.As(err, &te):
+			return nil, bad(te.Offset-1, "%v", err)
+		case errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF:
+			return nil, bad(int64(len(data)), "unexpected end of input: the report is cut off")
+		}
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrNotReport, err)
+	}
+	if off := dec.InputOffset(); len(bytes.TrimSpace(data[off:])) > 0 {
+		return nil, bad(off+int64(len(data[off:])-len(bytes.TrimLeft(data[off:], " \t\r\n"))), "text after the end of the report (two reports in one file?)")
 	}
 	if rep.Backend == "" || rep.Cells == nil {
 		return nil, fmt.Errorf("%s: %w: no backend or cells", name, ErrNotReport)
+	}
+	seen := map[string]bool{}
+	for _, c := range rep.Cells {
+		if seen[c.Name] {
+			return nil, fmt.Errorf("%s: cell %s: appears twice", name, c.Name)
+		}
+		seen[c.Name] = true
+		if c.Snapshot == nil {
+			continue
+		}
+		if err := c.Snapshot.Canonical(); err != nil {
+			return nil, fmt.Errorf("%s: cell %s: snapshot: %w", name, c.Name, err)
+		}
 	}
 	return &rep, nil
 }
@@ -50,7 +97,7 @@ func WriteChanges(w io.Writer, a, b *Report) int {
 	n := 0
 	line := func(format string, args ...any) {
 		n++
-		fmt.Fprintf(w, format+"\n", args...)
+		fmt.Fprintln(w, term.Escape(fmt.Sprintf(format, args...)))
 	}
 	old := map[string]int{}
 	for i, c := range a.Cells {

@@ -61,3 +61,52 @@ func TestDecodeRoundTrip(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotReport", err)
 	}
 }
+
+// TestDecodeSnapshots: a report's snapshots are held to the snapshot rules
+// and put in canonical order before anything compares them.
+func TestDecodeSnapshots(t *testing.T) {
+	doc := func(facts string) string {
+		return `{"backend":"qemu","cells":[{"cell":"faux/realm","results":[],"snapshot":{"meta":{"cell":"faux/realm"},"facts":[` + facts + `]}}]}`
+	}
+	got, err := Decode(strings.NewReader(doc(`{"kind":"module","path":"module/b","value":"live"},{"kind":"module","path":"module/a","value":"live"},{"kind":"module","path":"module/a","value":"live"}`)), "r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Cells[0].Snapshot; len(s.Facts) != 2 || s.Facts[0].Path != "module/a" {
+		t.Errorf("facts not canonical: %+v", s.Facts)
+	}
+	for _, tt := range []struct{ in, want string }{
+		{doc(`{"kind":"module","path":"module/a","value":"live\nlink x y"}`), "r.json: cell faux/realm: snapshot: malformed snapshot: fact 0: fact module module/a: value holds a line break"},
+		{doc(`{"kind":"nope","path":"x"}`), `r.json: cell faux/realm: snapshot: malformed snapshot: fact 0: unknown fact kind "nope"`},
+		{doc(``) + "\n" + doc(``), "r.json: not a testbed JSON report: line 2:1: text after the end of the report"},
+		{`{"backend":"qemu","cells":[{"cell":"a/b"},{"cell":"a/b"}]}`, "r.json: cell a/b: appears twice"},
+		{"{\"backend\":\"qemu\",\n\"cells\":[}", "r.json: not a testbed JSON report: line 2:10: invalid character"},
+		{"{\"backend\":\"q\xffemu\",\"cells\":[]}", "r.json: not a testbed JSON report: line 1:14: not valid UTF-8"},
+	} {
+		if _, err := Decode(strings.NewReader(tt.in), "r.json"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Decode(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+// TestChangesEscaped: what comes from the reports reaches the terminal
+// with its control characters escaped.
+func TestChangesEscaped(t *testing.T) {
+	a := runWith("cca", checks.Pass)
+	b := runWith("none\x1b[2J", checks.Fail, "evil\x1b]0;title\x07/realm")
+	var out bytes.Buffer
+	WriteChanges(&out, a, b)
+	if strings.ContainsAny(out.String(), "\x1b\x07") {
+		t.Errorf("raw control characters in %q", out.String())
+	}
+	if !strings.Contains(out.String(), `none\x1b[2J`) {
+		t.Errorf("escaped value missing from %q", out.String())
+	}
+}
+
+func TestDecodeTypePosition(t *testing.T) {
+	_, err := Decode(strings.NewReader("{\"backend\": \"qemu\",\n \"cells\": 5}"), "r.json")
+	if err == nil || !strings.Contains(err.Error(), "r.json: not a testbed JSON report: line 2:11: json: cannot unmarshal number") {
+		t.Errorf("err = %v", err)
+	}
+}

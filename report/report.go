@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cca-testbed/checks"
+	"cca-testbed/internal/term"
 	"cca-testbed/matrix"
 )
 
@@ -85,28 +86,31 @@ func (r *Report) text(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "CELL\t%s\n", strings.Join(checks.Names(), "\t"))
 	for _, c := range r.Cells {
-		row := []string{c.Name}
+		row := []string{term.Escape(c.Name)}
 		for _, res := range c.Results {
-			row = append(row, string(res.Status))
+			row = append(row, term.Escape(string(res.Status)))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// The text form goes to terminals: what came from a guest or a file
+	// is escaped (term.Escape), one line per note.
+	line := func(format string, a ...any) { fmt.Fprintln(w, term.Escape(fmt.Sprintf(format, a...))) }
 	for _, c := range r.Cells {
 		if c.Err != "" {
-			fmt.Fprintf(w, "%s: %s: %s\n", c.Name, classWord(c.Class), c.Err)
+			line("%s: %s: %s", c.Name, classWord(c.Class), c.Err)
 			continue
 		}
 		for _, res := range c.Results {
 			switch res.Status {
 			case checks.Fail:
-				fmt.Fprintf(w, "%s %s: FAIL measured %s, expected %s%s\n", c.Name, res.Check, res.Measured, orNone(res.Expected), suffix(res.Reason))
+				line("%s %s: FAIL measured %s, expected %s%s", c.Name, res.Check, res.Measured, orNone(res.Expected), suffix(res.Reason))
 			case checks.XFail:
-				fmt.Fprintf(w, "%s %s: xfail %s (%s)\n", c.Name, res.Check, res.Measured, res.Reason)
+				line("%s %s: xfail %s (%s)", c.Name, res.Check, res.Measured, res.Reason)
 			case checks.Skip:
-				fmt.Fprintf(w, "%s %s: skip (%s)\n", c.Name, res.Check, res.Reason)
+				line("%s %s: skip (%s)", c.Name, res.Check, res.Reason)
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"cca-testbed/internal/term"
 )
 
 // Change is one difference between two snapshots: facts about one
@@ -15,7 +17,11 @@ type Change struct {
 	A, B       []string // values on each side; empty means the fact is absent there
 }
 
-func (c Change) String() string {
+// String is one line for a terminal: control characters from the
+// snapshots are escaped (term.Escape).
+func (c Change) String() string { return term.Escape(c.raw()) }
+
+func (c Change) raw() string {
 	one := func(sign string, vals []string) string {
 		s := sign + " " + c.Kind + " " + c.Path
 		if v := strings.Join(vals, " | "); v != "" {
@@ -69,7 +75,7 @@ func Diff(a, b *Snapshot) []Change {
 
 // WriteDiff prints changes one per line under a header naming both sides.
 func WriteDiff(w io.Writer, nameA, nameB string, changes []Change) error {
-	if _, err := fmt.Fprintf(w, "--- %s\n+++ %s\n", nameA, nameB); err != nil {
+	if _, err := fmt.Fprintf(w, "--- %s\n+++ %s\n", term.Escape(nameA), term.Escape(nameB)); err != nil {
 		return err
 	}
 	if len(changes) == 0 {

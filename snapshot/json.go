@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
+
+	"cca-testbed/internal/input"
 )
+
+var position = input.Position
 
 // parseJSON reads exactly one JSON snapshot document. It walks the tokens
 // itself rather than calling Unmarshal so that every error, including an
@@ -16,16 +19,8 @@ import (
 // would quietly turn it into U+FFFD, and the JSON and text forms of one
 // input would then disagree).
 func parseJSON(data []byte) (*Snapshot, error) {
-	if !utf8.Valid(data) {
-		i := 0
-		for i < len(data) {
-			r, size := utf8.DecodeRune(data[i:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			i += size
-		}
-		return nil, fmt.Errorf("%w: json %s: not valid UTF-8", ErrFormat, position(data, int64(i)))
+	if i := input.InvalidUTF8(data); i >= 0 {
+		return nil, fmt.Errorf("%w: json %s: not valid UTF-8", ErrFormat, position(data, i))
 	}
 	p := &jsonParser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	s, err := p.snapshot()
@@ -216,14 +211,4 @@ func describe(t json.Token) string {
 		return "a boolean"
 	}
 	return "a number"
-}
-
-// position turns a byte offset into "line L:C" (both from 1, the column in
-// bytes).
-func position(data []byte, off int64) string {
-	off = min(max(off, 0), int64(len(data)))
-	before := data[:off]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := off - int64(bytes.LastIndexByte(before, '\n'))
-	return fmt.Sprintf("line %d:%d", line, col)
 }

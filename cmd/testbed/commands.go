@@ -22,6 +22,7 @@ import (
 	"cca-testbed/images"
 	"cca-testbed/internal/input"
 	"cca-testbed/internal/progress"
+	"cca-testbed/internal/term"
 	"cca-testbed/matrix"
 	"cca-testbed/report"
 	"cca-testbed/snapshot"
@@ -649,12 +650,13 @@ func runFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // how many there were. Cells without a snapshot (infrastructure errors)
 // are reported, not compared.
 func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error) {
-	total := 0
+	total, compared := 0, 0
 	for _, c := range rep.Cells {
 		if c.Snapshot == nil {
-			fmt.Fprintf(w, "%s: not compared (%s)\n", c.Name, cmp.Or(c.Err, "no snapshot"))
+			fmt.Fprintln(w, term.Escape(fmt.Sprintf("%s: not compared (%s)", c.Name, cmp.Or(c.Err, "no snapshot"))))
 			continue
 		}
+		compared++
 		cl, err := cell.Parse(c.Name)
 		if err != nil {
 			return total, err
@@ -667,10 +669,14 @@ func fidelity(ctx context.Context, w io.Writer, rep *report.Report) (int, error)
 		}
 		changes := snapshot.Diff(c.Snapshot, model)
 		total += len(changes)
-		fmt.Fprintf(w, "%s: %d differences\n", c.Name, len(changes))
+		fmt.Fprintf(w, "%s: %d differences\n", term.Escape(c.Name), len(changes))
 		for _, ch := range changes {
 			fmt.Fprintf(w, "  %s\n", ch)
 		}
+	}
+	if compared == 0 {
+		// Nothing measured is no evidence the model is right.
+		return total, fmt.Errorf("no cell compared: none of the run's %d cells has a snapshot", len(rep.Cells))
 	}
 	return total, nil
 }

@@ -68,3 +68,51 @@ func TestOutsideFilesBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestFidelityNothingCompared: a run none of whose cells has a snapshot
+// proves nothing about the model, so fidelity says so and fails.
+func TestFidelityNothingCompared(t *testing.T) {
+	dir := t.TempDir()
+	for name, doc := range map[string]string{
+		"errors.json": `{"backend":"qemu","cells":[{"cell":"faux/realm","results":[],"error":"boot: i/o timeout"}]}`,
+		"empty.json":  `{"backend":"qemu","cells":[]}`,
+	} {
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := testbed(t, "fidelity", file)
+		if code != exitError || !strings.Contains(stderr, "no cell compared") {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d, no cell compared", name, code, stderr, exitError)
+		}
+	}
+}
+
+// TestTerminalOutputEscaped: control characters from snapshot files,
+// reports and arguments reach the terminal escaped, on stdout and stderr.
+func TestTerminalOutputEscaped(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.snap")
+	b := filepath.Join(dir, "b\x1b[2J.snap")
+	if err := os.WriteFile(a, []byte("cca-testbed snapshot 2\nfile firmware/cca/realm_guest 1\nend\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b, []byte("cca-testbed snapshot 2\nfile firmware/cca/realm_guest 1\x1b]0;pwned\x07\nend\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := filepath.Join(dir, "report.json")
+	if err := os.WriteFile(rep, []byte(`{"backend":"qemu","cells":[{"cell":"faux/realm","results":[],"error":"boot failed: \u001b[31mred"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"diff", a, b},
+		{"fidelity", rep},
+		{"diff", a, filepath.Join(dir, "nope\x1b[2J")},
+		{"frobnicate\x1b[2J"},
+	} {
+		out, stderr, _ := testbed(t, args...)
+		if strings.ContainsAny(out+stderr, "\x1b\x07") {
+			t.Errorf("%q: raw control characters in stdout %q, stderr %q", args, out, stderr)
+		}
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"cca-testbed/internal/term"
 )
 
 // Exit codes.
@@ -99,10 +101,10 @@ func exitCode(err error, stderr io.Writer) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.Is(err, errMismatch):
-		fmt.Fprintln(stderr, "testbed:", err)
+		fmt.Fprintln(stderr, "testbed:", term.Escape(err.Error()))
 		return exitMismatch
 	default:
-		fmt.Fprintln(stderr, "testbed:", err)
+		fmt.Fprintln(stderr, "testbed:", term.Escape(err.Error())) // one line, nothing raw from input
 		return exitError
 	}
 }

@@ -8,11 +8,13 @@
 package input
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"syscall"
+	"unicode/utf8"
 )
 
 // ErrTooLarge is wrapped when a file holds more than its bound.
@@ -95,4 +97,27 @@ func kind(m os.FileMode) string {
 		return "a block device"
 	}
 	return "not a regular file"
+}
+
+// Position turns a byte offset into data into "line L:C" (both counted from
+// 1, the column in bytes), for errors about a place in a file.
+func Position(data []byte, off int64) string {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := off - int64(bytes.LastIndexByte(before, '\n'))
+	return fmt.Sprintf("line %d:%d", line, col)
+}
+
+// InvalidUTF8 returns the offset of the first byte of data that is not
+// valid UTF-8, or -1.
+func InvalidUTF8(data []byte) int64 {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return int64(i)
+		}
+		i += size
+	}
+	return -1
 }

@@ -73,3 +73,18 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
+
+func TestPosition(t *testing.T) {
+	data := []byte("ab\ncd\n\xffx")
+	for off, want := range map[int64]string{0: "line 1:1", 2: "line 1:3", 3: "line 2:1", 7: "line 3:2", 99: "line 3:3"} {
+		if got := Position(data, off); got != want {
+			t.Errorf("Position(%d) = %q, want %q", off, got, want)
+		}
+	}
+	if got := InvalidUTF8(data); got != 6 {
+		t.Errorf("InvalidUTF8 = %d, want 6", got)
+	}
+	if got := InvalidUTF8([]byte("café")); got != -1 {
+		t.Errorf("InvalidUTF8(valid) = %d, want -1", got)
+	}
+}
