@@ -65,6 +65,20 @@ type buses struct{ platform, faux, aux *bus }
 // answers and has Device Assignment.
 func hostDevice(d rmi.Decisions) bool { return d.RMI && d.DA }
 
+// pair is the glue of the platform and faux variants: the host device on
+// bus on (when the RMM has DA), the realm device (when RSI answers), both
+// at the bus's root directory.
+func pair(on func(buses) *bus, root, host, realm string) func(*core, buses, rmi.Decisions) {
+	return func(c *core, b buses, d rmi.Decisions) {
+		if hostDevice(d) {
+			c.deviceAdd(on(b), host, nil, root)
+		}
+		if d.RSI {
+			c.deviceAdd(on(b), realm, nil, root)
+		}
+	}
+}
+
 // smcccAux is the glue of the two smccc-aux variants; legacy keeps the
 // arm-cca-dev platform device for systemd.
 func smcccAux(legacy bool) func(*core, buses, rmi.Decisions) {
@@ -87,25 +101,11 @@ func smcccAux(legacy bool) func(*core, buses, rmi.Decisions) {
 var kernels = map[cell.Variant]kernelSpec{
 	cell.Platform: {
 		tsmDrivers: true, ids: platformIDs,
-		glue: func(c *core, b buses, d rmi.Decisions) {
-			if hostDevice(d) {
-				c.deviceAdd(b.platform, "arm-rmi-dev", nil, "devices/platform")
-			}
-			if d.RSI {
-				c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
-			}
-		},
+		glue: pair(func(b buses) *bus { return b.platform }, "devices/platform", "arm-rmi-dev", "arm-cca-dev"),
 	},
 	cell.Faux: {
 		tsmDrivers: true, // built, but faux has no device table to alias
-		glue: func(c *core, b buses, d rmi.Decisions) {
-			if hostDevice(d) {
-				c.deviceAdd(b.faux, "arm-rmi-dev", nil, "devices/faux")
-			}
-			if d.RSI {
-				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
-			}
-		},
+		glue:       pair(func(b buses) *bus { return b.faux }, "devices/faux", "arm-rmi-dev", "arm-rsi-dev"),
 	},
 	cell.SMCCCAux: {
 		tsmDrivers: true, ids: auxIDs,
