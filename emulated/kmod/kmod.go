@@ -124,56 +124,61 @@ func (x *Index) Load(module string) []string {
 // semantics and no flags: '*' and '?' match any character including '/',
 // "[...]" classes with ranges and '!' or '^' negation, and '\' escaping.
 // A malformed class ("[abc") matches a literal '['.
+//
+// Every other token matches exactly one byte, so only the last '*' seen
+// ever needs retrying: when the rest fails, that star takes one more byte
+// and matching resumes after it. Earlier stars never need to take more,
+// since the last star can absorb anything they would have. This bounds
+// the work by len(p)*len(s) instead of the exponential cost of retrying
+// every star at every split (modules.alias comes from the kernel under
+// test, so a hostile alias must not stall a run).
 func Match(p, s string) bool {
-	for len(p) > 0 {
-		switch p[0] {
-		case '*':
-			for len(p) > 0 && p[0] == '*' {
-				p = p[1:]
-			}
-			if p == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if Match(p, s[i:]) {
-					return true
+	pi, si := 0, 0
+	star, starS := -1, 0 // pattern index after the last '*', and where in s it resumed
+	for si < len(s) {
+		if pi < len(p) {
+			if p[pi] == '*' {
+				for pi < len(p) && p[pi] == '*' {
+					pi++
 				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-			p, s = p[1:], s[1:]
-		case '[':
-			if s == "" {
-				return false
-			}
-			ok, rest, valid := class(p, s[0])
-			if !valid { // no closing bracket: a literal '['
-				if s[0] != '[' {
-					return false
-				}
-				p, s = p[1:], s[1:]
+				star, starS = pi, si
 				continue
 			}
-			if !ok {
-				return false
+			if next, ok := one(p, pi, s[si]); ok {
+				pi, si = next, si+1
+				continue
 			}
-			p, s = rest, s[1:]
-		case '\\':
-			if len(p) > 1 {
-				p = p[1:]
-			}
-			fallthrough
-		default:
-			if s == "" || p[0] != s[0] {
-				return false
-			}
-			p, s = p[1:], s[1:]
+		}
+		if star < 0 {
+			return false
+		}
+		starS++
+		pi, si = star, starS
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// one matches the single-byte token at p[i] (not '*') against c and
+// returns the index after the token.
+func one(p string, i int, c byte) (next int, ok bool) {
+	switch p[i] {
+	case '?':
+		return i + 1, true
+	case '[':
+		matched, rest, valid := class(p[i:], c)
+		if !valid { // no closing bracket: a literal '['
+			return i + 1, c == '['
+		}
+		return len(p) - len(rest), matched
+	case '\\':
+		if i+1 < len(p) {
+			i++
 		}
 	}
-	return s == ""
+	return i + 1, p[i] == c
 }
 
 // class matches c against the bracket expression at the start of p and

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Cases follow fnmatch(3) with flags 0 (glibc), which libkmod calls.
@@ -40,6 +41,98 @@ func TestMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMatchLinear: a pattern of many stars against a long near-miss used
+// to take exponential time (each '*' retried every split); modules.alias
+// comes from the kernel under test, so a bad alias must not hang a run.
+func TestMatchLinear(t *testing.T) {
+	p := strings.Repeat("*a", 40) + "*b"
+	s := strings.Repeat("a", 200)
+	done := make(chan bool, 1)
+	start := time.Now()
+	go func() { done <- Match(p, s) }()
+	select {
+	case got := <-done:
+		if got {
+			t.Fatalf("Match(%q, %q) = true, want false", p, s)
+		}
+		t.Logf("%d-byte pattern against %d bytes: %v", len(p), len(s), time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Match of a %d-byte pattern still running after 5 s", len(p))
+	}
+	if !Match(p, s+"b") {
+		t.Errorf("Match(%q, ...b) = false, want true", p)
+	}
+}
+
+// matchBacktrack is the recursive definition of fnmatch(3) with flags 0
+// (the implementation before the linear one), kept as the reference the
+// fuzz test compares Match with on short patterns.
+func matchBacktrack(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 0 && p[0] == '*' {
+				p = p[1:]
+			}
+			if p == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if matchBacktrack(p, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		case '[':
+			if s == "" {
+				return false
+			}
+			ok, rest, valid := class(p, s[0])
+			if !valid {
+				if s[0] != '[' {
+					return false
+				}
+				p, s = p[1:], s[1:]
+				continue
+			}
+			if !ok {
+				return false
+			}
+			p, s = rest, s[1:]
+		case '\\':
+			if len(p) > 1 {
+				p = p[1:]
+			}
+			fallthrough
+		default:
+			if s == "" || p[0] != s[0] {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		}
+	}
+	return s == ""
+}
+
+func FuzzMatch(f *testing.F) {
+	for _, seed := range [][2]string{{"cpu:type:*:feature:*0001*", "cpu:type:aarch64:feature:,0001"}, {"[!a-c]*x\\", "dxx\\"}, {"*[abc*?", "x[abc*?"}, {"a*b*c", "aXbYc"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, p, s string) {
+		if len(p) > 16 || len(s) > 32 || strings.Count(p, "*") > 4 {
+			return // the reference is exponential
+		}
+		if got, want := Match(p, s), matchBacktrack(p, s); got != want {
+			t.Fatalf("Match(%q, %q) = %v, reference says %v", p, s, got, want)
+		}
+	})
 }
 
 const aliases = `# Aliases extracted from modules themselves.
