@@ -21,6 +21,10 @@ const (
 	MaxMeasurement  = 64 // bytes, the SHA-512 digest size
 )
 
+// MaxRealmRead bounds one ReadRealmMemory: 256 granules, far more than
+// the firmware ever writes (a realm config granule, a token of a few KiB).
+const MaxRealmRead = 256 * GranuleSize
+
 // ErrNotWritten is wrapped by ReadRealmMemory when asked for memory the
 // firmware never wrote: the model keeps no other realm memory.
 var ErrNotWritten = errors.New("realm memory not written by the firmware")
@@ -292,7 +296,7 @@ func DecodeRealmConfig(b []byte) (RealmConfig, error) {
 // ReadRealmMemory returns n bytes at ipa as the firmware left them in realm
 // memory: the RSI_REALM_CONFIG granule, the token granules. The model keeps
 // no other memory, so a range touching a granule the firmware never wrote
-// is an error wrapping ErrNotWritten.
+// is an error wrapping ErrNotWritten. n is at most MaxRealmRead.
 func (m *Model) ReadRealmMemory(ipa uint64, n int) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -301,6 +305,9 @@ func (m *Model) ReadRealmMemory(ipa uint64, n int) ([]byte, error) {
 	}
 	if n < 0 || ipa+uint64(n) < ipa {
 		return nil, fmt.Errorf("read realm memory at %#x: bad length %d", ipa, n)
+	}
+	if n > MaxRealmRead {
+		return nil, fmt.Errorf("read %d bytes of realm memory at %#x: over the limit of %d bytes (MaxRealmRead); read less at a time", n, ipa, MaxRealmRead)
 	}
 	out := make([]byte, 0, n)
 	for addr := ipa; len(out) < n; {

@@ -6,6 +6,9 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -59,6 +62,31 @@ func TestRealmConfig(t *testing.T) {
 	}
 	if _, err := m.ReadRealmMemory(0x40002FF8, 16); !errors.Is(err, ErrNotWritten) {
 		t.Errorf("read running off the written granules: err = %v, want ErrNotWritten", err)
+	}
+}
+
+// TestReadRealmMemoryBounded: a read larger than MaxRealmRead, or larger
+// than all the memory the firmware wrote, is an error before anything is
+// allocated (a huge length used to panic in make).
+func TestReadRealmMemoryBounded(t *testing.T) {
+	m := realmModel(t)
+	m.SMC(0xC4000196, 0x40001000)
+	for _, n := range []int{MaxRealmRead + 1, 1 << 40, math.MaxInt - 1} {
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("panic: %v", p)
+				}
+			}()
+			_, err = m.ReadRealmMemory(0x40001000, n)
+		}()
+		if err == nil || !strings.Contains(err.Error(), "over the limit") {
+			t.Errorf("ReadRealmMemory(%d bytes) = %v, want an over-the-limit error", n, err)
+		}
+	}
+	if _, err := m.ReadRealmMemory(0x40001000, 3*GranuleSize); !errors.Is(err, ErrNotWritten) {
+		t.Errorf("read past the one written granule: %v, want ErrNotWritten", err)
 	}
 }
 
