@@ -80,6 +80,17 @@ func Steps() []Step {
 	}
 }
 
+// StepNamed is the step called name (a Step* constant); it panics on any
+// other name, which is a programming error.
+func StepNamed(name string) Step {
+	for _, st := range Steps() {
+		if st.Name == name {
+			return st
+		}
+	}
+	panic("snapshot: no step named " + strconv.Quote(name))
+}
+
 // StepFor is the step whose command is argv.
 func StepFor(argv []string) (Step, bool) {
 	for _, st := range Steps() {

@@ -49,14 +49,18 @@ func TestStepFacts(t *testing.T) {
 		{StepGatedUnit, "", 0, "empty"},
 	}
 	for _, tt := range tests {
-		var st Step
-		for _, s := range Steps() {
-			if s.Name == tt.step {
-				st = s
-			}
-		}
+		st := StepNamed(tt.step)
 		if f := st.Fact([]byte(tt.out), tt.exit); f.Value != tt.want || f.Kind == "" || f.Path == "" {
 			t.Errorf("%s(%q, exit %d) = %+v, want value %q", tt.step, tt.out, tt.exit, f, tt.want)
 		}
 	}
+}
+
+func TestStepNamedUnknown(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("StepNamed of an unknown name did not panic")
+		}
+	}()
+	StepNamed("no-such-step")
 }

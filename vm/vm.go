@@ -423,7 +423,7 @@ func (b *Backend) saveBoot(ctx context.Context, i *Instance, in *bootInputs) err
 		return nil
 	}
 	// Settle first so the saved guest has finished booting.
-	if _, err := i.ssh.Run(ctx, "systemctl", "is-system-running", "--wait"); err != nil {
+	if _, err := i.ssh.Run(ctx, snapshot.StepNamed(snapshot.StepBoot).Argv...); err != nil {
 		return fmt.Errorf("%s: waiting for boot before saving it: %w", i.cell, err)
 	}
 	if err := i.vm.SaveVM(ctx, savedTag); err != nil {
