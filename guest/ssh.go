@@ -18,12 +18,14 @@ import (
 	"syscall"
 	"time"
 
+	"cca-testbed/internal/timeout"
+
 	"golang.org/x/crypto/ssh"
 )
 
-// Defaults for the zero values of SSHConfig. They are sized for TCG, where
-// a key exchange and a udevadm settle are an order of magnitude slower
-// than on KVM.
+// Defaults for the zero values of SSHConfig, each multiplied by
+// timeout.Scale. They are sized for TCG, where a key exchange and a
+// udevadm settle are an order of magnitude slower than on KVM.
 const (
 	DefaultSSHUser        = "root"
 	DefaultDialTimeout    = 20 * time.Second // one TCP connect + SSH handshake
@@ -90,10 +92,10 @@ func (c SSHConfig) withDefaults() SSHConfig {
 		c.User = DefaultSSHUser
 	}
 	if c.DialTimeout <= 0 {
-		c.DialTimeout = DefaultDialTimeout
+		c.DialTimeout = timeout.Scaled(DefaultDialTimeout)
 	}
 	if c.CommandTimeout <= 0 {
-		c.CommandTimeout = DefaultCommandTimeout
+		c.CommandTimeout = timeout.Scaled(DefaultCommandTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -157,7 +159,7 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultBringUpTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout.Scaled(DefaultBringUpTimeout))
 		defer cancel()
 	}
 
@@ -376,7 +378,7 @@ func (s *SSH) run(ctx context.Context, stdin io.Reader, argv []string) (Result, 
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGKILL)
 		sess.Close()
-		t := time.NewTimer(killGrace)
+		t := time.NewTimer(timeout.Scaled(killGrace))
 		defer t.Stop()
 		select { // the output buffers belong to Wait until it returns
 		case <-done:

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cca-testbed/internal/timeout"
 )
 
 // run runs a host tool, its output appended to log (or captured into the
@@ -29,7 +31,7 @@ func run(ctx context.Context, log *os.File, name string, args ...string) error {
 	// otherwise go on writing into a directory that is no longer locked).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
+	cmd.WaitDelay = timeout.Scaled(30 * time.Second)
 	err := cmd.Run()
 	if err != nil && cmd.Process != nil {
 		// Nothing of a failed tool may outlive it (apt under qemu-user).

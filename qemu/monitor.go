@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"cca-testbed/internal/timeout"
+
 	"github.com/digitalocean/go-qemu/qmp"
 )
 
@@ -32,20 +34,21 @@ func newMonitor(path string) *monitor {
 	return &monitor{path: path, sem: make(chan struct{}, 1)}
 }
 
-// defaultCallTimeout bounds a call whose context has no deadline.
+// defaultCallTimeout bounds a call whose context has no deadline
+// (times timeout.Scale).
 const defaultCallTimeout = 10 * time.Second
 
 // dialQMP connects to the socket at path and does the capabilities
 // handshake within ctx.
 func dialQMP(ctx context.Context, path string) (*qmp.SocketMonitor, error) {
-	timeout := defaultCallTimeout
+	wait := timeout.Scaled(defaultCallTimeout)
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+		wait = time.Until(dl)
 	}
-	if timeout <= 0 {
+	if wait <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	mon, err := qmp.NewSocketMonitor("unix", path, timeout)
+	mon, err := qmp.NewSocketMonitor("unix", path, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +76,7 @@ func dialQMP(ctx context.Context, path string) (*qmp.SocketMonitor, error) {
 
 // run executes one raw QMP command and returns its "return" value.
 func (m *monitor) run(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
-	ctx, cancel := withDefaultTimeout(ctx, defaultCallTimeout)
+	ctx, cancel := withDefaultTimeout(ctx, timeout.Scaled(defaultCallTimeout))
 	defer cancel()
 	select {
 	case m.sem <- struct{}{}:

@@ -18,10 +18,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"cca-testbed/internal/timeout"
 )
 
 // Options tune Start. The zero value is ready to use; every duration's
-// zero means its default multiplied by Scale.
+// zero means its default multiplied by timeout.Scale.
 type Options struct {
 	// Logger receives lifecycle events and, at debug level, every console
 	// and QEMU stderr line; nil discards.
@@ -64,7 +66,7 @@ func (o Options) withDefaults() Options {
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
-			*d = Scaled(v)
+			*d = timeout.Scaled(v)
 		}
 	}
 	def(&o.StartTimeout, 20*time.Second)
@@ -302,7 +304,7 @@ func launch(ctx context.Context, r resolved, opts Options, log *slog.Logger) (*V
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// QEMU spawns no children that keep its pipes, but never let a stray
 	// one hold Wait.
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = timeout.Scaled(time.Second)
 	if err := cmd.Start(); err != nil {
 		return nil, &InfraError{Op: "start", Err: err}
 	}
@@ -358,7 +360,7 @@ func (v *VM) waitQMP(ctx context.Context) error {
 		}
 		// A short per-try budget: a socket that exists but never
 		// answers must not eat the whole start budget in one go.
-		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		tctx, cancel := context.WithTimeout(ctx, timeout.Scaled(2*time.Second))
 		st, err := v.status(tctx)
 		cancel()
 		if err == nil {
@@ -485,7 +487,7 @@ func (v *VM) halt(ctx context.Context) error {
 	}
 	grace, cancel := context.WithTimeout(ctx, v.opts.StopGrace)
 	defer cancel()
-	qctx, qcancel := context.WithTimeout(grace, min(v.opts.StopGrace, Scaled(2*time.Second)))
+	qctx, qcancel := context.WithTimeout(grace, min(v.opts.StopGrace, timeout.Scaled(2*time.Second)))
 	// QEMU may close the socket before replying to quit: only the exit
 	// counts.
 	_, qerr := v.mon.run(qctx, "quit", nil)
@@ -602,12 +604,12 @@ func (v *VM) Status(ctx context.Context) (string, error) {
 }
 
 // SaveVM takes an internal snapshot named tag (HMP savevm; the first disk
-// must be qcow2). Without a deadline in ctx it gets 60 s × Scale.
+// must be qcow2). Without a deadline in ctx it gets 60 s × timeout.Scale.
 func (v *VM) SaveVM(ctx context.Context, tag string) error {
 	if !tagRE.MatchString(tag) {
 		return fmt.Errorf("%w: snapshot tag %q: use letters, digits, '_', '.', '-'", ErrConfig, tag)
 	}
-	ctx, cancel := withDefaultTimeout(ctx, Scaled(60*time.Second))
+	ctx, cancel := withDefaultTimeout(ctx, timeout.Scaled(60*time.Second))
 	defer cancel()
 	out, err := v.QMP(ctx, "human-monitor-command", map[string]string{"command-line": "savevm " + tag})
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"cca-testbed/guest"
 	"cca-testbed/images"
 	"cca-testbed/images/kernel"
+	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
@@ -133,7 +134,7 @@ func New(opts Options) (*Backend, error) {
 		}
 	}
 	if opts.BootTimeout <= 0 {
-		opts.BootTimeout = qemu.Scaled(3 * time.Minute)
+		opts.BootTimeout = timeout.Scaled(3 * time.Minute)
 	}
 	return &Backend{opts: opts}, nil
 }
@@ -382,7 +383,7 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 	}
 	i.vm = v
 	i.cleanup.push(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(30*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), timeout.Scaled(30*time.Second))
 		defer cancel()
 		if err := v.Stop(ctx); err != nil {
 			return fmt.Errorf("stopping qemu: %w", err)

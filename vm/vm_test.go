@@ -13,6 +13,7 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
+	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/snapshot"
@@ -135,7 +136,7 @@ func TestFaults(t *testing.T) {
 			t.Errorf("class %q, want %q: a panic is a finding", cl, matrix.ClassBoot)
 		}
 		t.Logf("error: %v", err)
-		if d := time.Since(start); d > qemu.Scaled(60*time.Second) {
+		if d := time.Since(start); d > timeout.Scaled(60*time.Second) {
 			t.Errorf("panic noticed after %s", d)
 		}
 	})

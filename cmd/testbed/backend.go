@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"cca-testbed/emulated"
 	"cca-testbed/images"
 	"cca-testbed/internal/progress"
+	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
@@ -26,6 +28,7 @@ type backendOptions struct {
 	firmware    string
 	cache       string
 	bootTimeout time.Duration
+	scale       string
 	verbose     bool
 	// runDir keeps each qemu cell's run directory (set by --out).
 	runDir string
@@ -42,7 +45,8 @@ func (o *backendOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.machine, "machine", qemu.ProfileVirt, "qemu machine profile: virt (emulated RMI answers) or rme (real TF-A + TF-RMM, needs --firmware)")
 	fs.StringVar(&o.firmware, "firmware", "", "TF-A + TF-RMM flash.bin for --machine rme")
 	fs.StringVar(&o.cache, "cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
-	fs.DurationVar(&o.bootTimeout, "boot-timeout", 0, "deadline from QEMU start to SSH (default 3m, scaled by CCA_TESTBED_TIMEOUT_SCALE)")
+	fs.DurationVar(&o.bootTimeout, "boot-timeout", 0, "deadline from QEMU start to SSH (default 3m, scaled by --timeout-scale)")
+	scaleFlag(fs, &o.scale)
 	fs.BoolVar(&o.verbose, "v", false, "log builds, boots and QEMU's console to stderr")
 }
 
@@ -59,7 +63,7 @@ type backend struct {
 }
 
 // qemuOnly are the flags only real boots read.
-var qemuOnly = []string{"machine", "firmware", "boot-timeout", "cache"}
+var qemuOnly = []string{"machine", "firmware", "boot-timeout", "cache", "timeout-scale"}
 
 // set reports whether the user gave flag name.
 func (o *backendOptions) set(name string) bool {
@@ -73,6 +77,9 @@ func (o *backendOptions) set(name string) bool {
 // check refuses flags the chosen backend would ignore and values no
 // backend can use, so nothing given on the command line goes unread.
 func (o *backendOptions) check() error {
+	if err := setScale(o.fs, o.scale); err != nil {
+		return err
+	}
 	if o.bootTimeout < 0 {
 		return usagef("--boot-timeout %s: a deadline cannot be negative (leave it out for the default, 3m scaled)", o.bootTimeout)
 	}
@@ -142,6 +149,31 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 		defer pw.Done()
 		return lb.Prepare(ctx, cells)
 	}}, nil
+}
+
+// scaleFlag registers --timeout-scale.
+func scaleFlag(fs *flag.FlagSet, v *string) {
+	fs.StringVar(v, "timeout-scale", "", fmt.Sprintf("multiply every deadline by this factor, %g to %g (default $%s, else 1)", timeout.Min, timeout.Max, timeout.Env))
+}
+
+// setScale makes --timeout-scale, when given, or else the environment
+// variable the factor of every deadline; a malformed one is a usage error
+// before any work, never a silent 1.
+func setScale(fs *flag.FlagSet, flagValue string) error {
+	given := false
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "timeout-scale" })
+	}
+	f, err := timeout.FromEnv()
+	if given {
+		if f, err = timeout.Parse(flagValue); err != nil {
+			return usagef("--timeout-scale %q: %v", flagValue, err)
+		}
+	}
+	if err != nil {
+		return usagef("%v (or give --timeout-scale)", err)
+	}
+	return timeout.Set(f)
 }
 
 // cacheDir is --cache, or the default cache directory.

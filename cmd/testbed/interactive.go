@@ -103,7 +103,12 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ssh", "VARIANT/ROLE[@USERSPACE] [-- COMMAND...]   (a cell started with testbed boot)", stdout)
 	cache := fs.String("cache", "", "image and kernel cache the cell was booted from")
+	var scale string
+	scaleFlag(fs.FlagSet, &scale)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := setScale(fs.FlagSet, scale); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {

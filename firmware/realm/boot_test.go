@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cca-testbed/images"
+	"cca-testbed/internal/timeout"
 	"cca-testbed/qemu"
 )
 
@@ -49,7 +50,7 @@ func boot(t *testing.T, fw, kernel string, table []byte) (string, error) {
 	if err := os.WriteFile(tp, table, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), qemu.Scaled(60*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout.Scaled(60*time.Second))
 	defer cancel()
 	vm, err := qemu.Start(ctx, qemu.Config{Profile: qemu.ProfileRealm, Firmware: fw, RSITable: tp, Kernel: kernel, Dir: filepath.Join(dir, "run")}, qemu.Options{})
 	if be := (*qemu.BootError)(nil); errors.As(err, &be) {

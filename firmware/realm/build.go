@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"cca-testbed/images"
+	"cca-testbed/internal/timeout"
 )
 
 // Sources holds src/: the firmware's sources and Makefile, compiled in so a built
@@ -96,7 +97,7 @@ func build(ctx context.Context, tmp string) error {
 	if err := os.CopyFS(src, sub); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, timeout.Scaled(5*time.Minute))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "-C", src, "O="+tmp, "CROSS_COMPILE="+CrossCompile)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")

@@ -27,6 +27,7 @@ package kernel
 import (
 	"bytes"
 	"cca-testbed/internal/flock"
+	"cca-testbed/internal/timeout"
 	"context"
 	"errors"
 	"fmt"
@@ -562,7 +563,7 @@ func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) err
 	// make's compilers are its children: stop the whole process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd.WaitDelay = timeout.Scaled(10 * time.Second)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("make %s: %w", strings.Join(args, " "), ctx.Err())
