@@ -65,7 +65,7 @@ type Options struct {
 	// directories removed on Close.
 	RunDir string
 	// BootTimeout bounds QEMU start to a working SSH session; 0 means
-	// 3 minutes scaled by qemu.Scale (TCG boots take 7-10 s, more when two
+	// 3 minutes scaled by timeout.Scale (TCG boots take 7-10 s, more when two
 	// run on two cores beside a build).
 	BootTimeout time.Duration
 	// Resume (with RunDir) keeps each cell's overlay with a snapshot of
