@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -436,10 +437,15 @@ func writeManifest(dir string) error {
 		if err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() {
+		if d.IsDir() {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
+		if !d.Type().IsRegular() {
+			// The manifest records regular files only; anything else
+			// would sit in the entry unchecked.
+			return fmt.Errorf("builder left %s, which is not a regular file (%s): leave only files", rel, d.Type())
+		}
 		if rel == ManifestName {
 			return fmt.Errorf("builder wrote %s itself; leave it to the cache", ManifestName)
 		}
@@ -475,28 +481,60 @@ func writeManifest(dir string) error {
 // artefact when full is set and otherwise only those whose mtime changed.
 // A mismatch wraps ErrCorrupt.
 func verify(dir string, full bool) error {
-	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	mp := filepath.Join(dir, ManifestName)
+	if st, err := os.Lstat(mp); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s missing or not a regular file", ErrCorrupt, mp)
+	}
+	b, err := os.ReadFile(mp)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil || m.Files == nil {
-		return fmt.Errorf("%w: %s unreadable", ErrCorrupt, ManifestName)
+		return fmt.Errorf("%w: %s unreadable", ErrCorrupt, mp)
 	}
 	names := make([]string, 0, len(m.Files))
 	for n := range m.Files {
+		// A name must stay inside the entry: relative, clean, no "..".
+		if !filepath.IsLocal(n) || path.Clean(n) != n || strings.Contains(n, `\`) || n == ManifestName {
+			return fmt.Errorf("%w: %s lists %q, which is not a file of the entry", ErrCorrupt, mp, n)
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// Every file of the entry must be a listed artefact or the manifest.
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if _, ok := m.Files[rel]; !ok && rel != ManifestName {
+			return fmt.Errorf("%w: %s is not in %s", ErrCorrupt, p, ManifestName)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
 	for _, n := range names {
 		want := m.Files[n]
 		p := filepath.Join(dir, filepath.FromSlash(n))
-		info, err := os.Stat(p)
+		info, err := os.Lstat(p)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%w: %s is no longer a regular file (%s)", ErrCorrupt, p, info.Mode().Type())
+		}
 		if info.Size() != want.Size {
-			return fmt.Errorf("%w: %s is %d bytes, manifest says %d", ErrCorrupt, n, info.Size(), want.Size)
+			return fmt.Errorf("%w: %s is %d bytes, manifest says %d", ErrCorrupt, p, info.Size(), want.Size)
 		}
 		if !full && info.ModTime().UnixNano() == want.ModTime {
 			continue
@@ -506,11 +544,13 @@ func verify(dir string, full bool) error {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		if got != want.SHA256 {
-			return fmt.Errorf("%w: %s has sha256 %s, manifest says %s", ErrCorrupt, n, got[:12], want.SHA256[:12])
+			return fmt.Errorf("%w: %s has sha256 %s, manifest says %s", ErrCorrupt, p, short(got), short(want.SHA256))
 		}
 	}
 	return nil
 }
+
+func short(sum string) string { return sum[:min(12, len(sum))] }
 
 func hashFile(p string) (string, error) {
 	f, err := os.Open(p)

@@ -3,6 +3,7 @@ package images
 import (
 	"cca-testbed/internal/flock"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -324,6 +325,44 @@ func TestGetCorruptionRebuilds(t *testing.T) {
 		{"manifest garbage", func(t *testing.T, dir string) {
 			mustChmodWrite(t, filepath.Join(dir, ManifestName), "not json")
 		}},
+		// The check covers every file of the entry, not only the listed ones.
+		{"file added", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "extra.ko"), []byte("x"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"file dropped from the manifest", func(t *testing.T, dir string) {
+			editManifest(t, dir, func(m *Manifest) { delete(m.Files, "disk.img") })
+		}},
+		{"artefact replaced by a symlink to the same bytes", func(t *testing.T, dir string) {
+			outside := filepath.Join(filepath.Dir(dir), "same")
+			if err := os.WriteFile(outside, []byte("disk"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "disk.img")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		// Names in the manifest never leave the entry.
+		{"manifest names a file outside", func(t *testing.T, dir string) {
+			outside := filepath.Join(filepath.Dir(dir), "outside")
+			if err := os.WriteFile(outside, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			editManifest(t, dir, func(m *Manifest) {
+				m.Files["../outside"] = FileSum{Size: 1, SHA256: "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"}
+			})
+		}},
+		{"manifest with a cut sum", func(t *testing.T, dir string) {
+			editManifest(t, dir, func(m *Manifest) { m.Files["disk.img"] = FileSum{Size: 4, SHA256: "ab"} })
+		}},
+		{"manifest names an absolute path", func(t *testing.T, dir string) {
+			editManifest(t, dir, func(m *Manifest) { m.Files["/etc/hostname"] = FileSum{} })
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -352,6 +391,40 @@ func TestGetCorruptionRebuilds(t *testing.T) {
 				t.Errorf("log ops = %s, want build,verify-fail,rebuild", got)
 			}
 		})
+	}
+}
+
+// editManifest rewrites an entry's manifest.json through fn.
+func editManifest(t *testing.T, dir string, fn func(*Manifest)) {
+	t.Helper()
+	p := filepath.Join(dir, ManifestName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	fn(&m)
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	mustChmodWrite(t, p, string(b))
+}
+
+// TestBuildLeavesOnlyFiles: an artefact the manifest cannot record (a
+// symlink, a FIFO) fails the build rather than escaping the check.
+func TestBuildLeavesOnlyFiles(t *testing.T) {
+	c := openTemp(t)
+	_, err := c.Get(context.Background(), "thing", "k", func(_ context.Context, dir string) error {
+		return os.Symlink("/etc/hostname", filepath.Join(dir, "link"))
+	})
+	if err == nil || !strings.Contains(err.Error(), "link") {
+		t.Fatalf("Get = %v, want an error naming the symlink", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Dir, "thing", "k")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("entry exists after a refused build: %v", err)
 	}
 }
 
