@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"cca-testbed/internal/input"
 )
 
 // RecipeFile is the optional file in a series directory that names the
@@ -334,28 +336,14 @@ func finish(r *Recipe) (*Recipe, error) {
 	return r, nil
 }
 
-// readBounded reads a whole file of at most max bytes.
+// readBounded reads a whole regular file of at most max bytes
+// (internal/input: a FIFO or device is refused, not waited on).
 func readBounded(name string, max int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
+	b, err := input.ReadFile(name, "series", max)
+	if errors.Is(err, input.ErrTooLarge) || errors.Is(err, input.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrFormat, name, max)
-	}
-	return data, nil
+	return b, err
 }
 
 func readOptional(name string) ([]byte, error) {

@@ -26,7 +26,6 @@ package kernel
 
 import (
 	"bytes"
-	"cca-testbed/internal/flock"
 	"cca-testbed/internal/timeout"
 	"context"
 	"errors"
@@ -215,31 +214,8 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	if _, err := cell.ParseVariant(string(v)); err != nil {
 		return nil, err
 	}
-	b := &builder{opts: opts, log: opts.Log, cross: opts.CrossCompile}
-	if b.log == nil {
-		b.log = slog.New(slog.DiscardHandler)
-	}
-	if b.cross == "" {
-		b.cross = "aarch64-linux-gnu-"
-	}
-	cache := opts.Cache
-	if cache == nil {
-		var err error
-		if cache, err = images.Open(""); err != nil {
-			return nil, err
-		}
-	}
-	b.cacheDir = cache.Dir
-	b.source = opts.Source
-	if b.source == "" {
-		b.source = filepath.Join(cache.Dir, "src", "linux-source-"+SourceVersion)
-	}
-	stamp, err := os.ReadFile(filepath.Join(b.source, ".unpacked"))
+	b, cache, err := newBuilder(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no unpacked kernel source at %s (%v); run scripts/setup-host", ErrNoSource, b.source, err)
-	}
-	b.sourceID = strings.TrimSpace(string(stamp))
-	if b.compiler, err = b.compilerVersion(ctx); err != nil {
 		return nil, err
 	}
 	fsys := opts.Configs
@@ -273,6 +249,39 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	}, nil
 }
 
+// newBuilder resolves opts: the cache, the pristine source and its
+// identity, the cross compiler.
+func newBuilder(ctx context.Context, opts Options) (*builder, *images.Cache, error) {
+	b := &builder{opts: opts, log: opts.Log, cross: opts.CrossCompile}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.cross == "" {
+		b.cross = "aarch64-linux-gnu-"
+	}
+	cache := opts.Cache
+	if cache == nil {
+		var err error
+		if cache, err = images.Open(""); err != nil {
+			return nil, nil, err
+		}
+	}
+	b.cacheDir = cache.Dir
+	b.source = opts.Source
+	if b.source == "" {
+		b.source = filepath.Join(cache.Dir, "src", "linux-source-"+SourceVersion)
+	}
+	stamp, err := os.ReadFile(filepath.Join(b.source, ".unpacked"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: no unpacked kernel source at %s (%v); run scripts/setup-host", ErrNoSource, b.source, err)
+	}
+	b.sourceID = strings.TrimSpace(string(stamp))
+	if b.compiler, err = b.compilerVersion(ctx); err != nil {
+		return nil, nil, err
+	}
+	return b, cache, nil
+}
+
 func (b *builder) compilerVersion(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, b.cross+"gcc", "--version").Output()
 	if err != nil {
@@ -290,11 +299,7 @@ func (b *builder) workDir() string { return filepath.Join(b.cacheDir, "kbuild") 
 // build runs with the cache entry locked; it takes the build directory's
 // lock too, so at most one kernel compiles at a time on this cache.
 func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fragment, out string) error {
-	if err := os.MkdirAll(b.workDir(), 0o700); err != nil {
-		return err
-	}
-	lockPath := filepath.Join(b.workDir(), "build.lock")
-	unlock, err := flock.Lock(ctx, lockPath, func() { b.log.Info("kbuild: waiting for another kernel build", "lock", lockPath) })
+	unlock, err := b.lock(ctx)
 	if err != nil {
 		return err
 	}
@@ -308,11 +313,17 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	if err := syncSrc(filepath.Join(tree, srcDir), in.src); err != nil {
 		return err
 	}
-	obj := filepath.Join(b.workDir(), "build")
+	return b.compile(ctx, string(v), tree, filepath.Join(b.workDir(), "build"), frag, in.configKey(frag, b.sourceID, b.compiler), start, out)
+}
+
+// compile configures and builds name's kernel from tree in the build
+// directory obj, and packages it into out (a cache entry being made). The
+// caller holds the build lock.
+func (b *builder) compile(ctx context.Context, name, tree, obj string, frag Fragment, cfgKey string, start time.Time, out string) error {
 	if err := os.MkdirAll(obj, 0o700); err != nil {
 		return err
 	}
-	logPath := filepath.Join(obj, "cca-testbed-"+string(v)+".log")
+	logPath := filepath.Join(obj, "cca-testbed-"+name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
@@ -320,8 +331,8 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	defer logf.Close()
 	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath}
 
-	b.log.Info("kbuild: configuring", "variant", v, "tree", tree, "build", obj)
-	if err := b.configure(ctx, mk, v, frag, in.configKey(frag, b.sourceID, b.compiler)); err != nil {
+	b.log.Info("kbuild: configuring", "variant", name, "tree", tree, "build", obj)
+	if err := b.configure(ctx, mk, name, frag, cfgKey); err != nil {
 		return err
 	}
 
@@ -329,7 +340,7 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	b.log.Info("kbuild: compiling", "variant", v, "jobs", jobs)
+	b.log.Info("kbuild: compiling", "variant", name, "jobs", jobs)
 	if err := mk.run(ctx, "-j"+strconv.Itoa(jobs), "Image", "modules"); err != nil {
 		return err
 	}
@@ -368,7 +379,7 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	if err := os.WriteFile(filepath.Join(out, ReleaseName), []byte(release+"\n"), 0o644); err != nil {
 		return err
 	}
-	b.log.Info("kbuild: built", "variant", v, "release", release,
+	b.log.Info("kbuild: built", "variant", name, "release", release,
 		"compile", compiled.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	if err := logf.Sync(); err != nil {
 		return err
@@ -384,9 +395,9 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 // after an edit to a driver's C code, copy the saved file. Every Kconfig run costs
 // hundreds of compiler probes, and make's own syncconfig runs one anyway,
 // so a variant switch then pays for one instead of two.
-func (b *builder) configure(ctx context.Context, mk *maker, v cell.Variant, frag Fragment, key string) error {
+func (b *builder) configure(ctx context.Context, mk *maker, name string, frag Fragment, key string) error {
 	dot := filepath.Join(mk.obj, ".config")
-	saved := filepath.Join(b.workDir(), "configs", string(v)+"-"+key+".config")
+	saved := filepath.Join(b.workDir(), "configs", name+"-"+key+".config")
 	if cfg, err := os.ReadFile(saved); err == nil && Check(frag, cfg) == nil {
 		if cur, err := os.ReadFile(dot); err == nil && bytes.Equal(cur, cfg) {
 			return nil
@@ -405,7 +416,7 @@ func (b *builder) configure(ctx context.Context, mk *maker, v cell.Variant, frag
 		return err
 	}
 	if err := Check(frag, cfg); err != nil {
-		return fmt.Errorf("variant %s: %w", v, err)
+		return fmt.Errorf("variant %s: %w", name, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(saved), 0o700); err != nil {
 		return err

@@ -1,0 +1,155 @@
+package kernel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cca-testbed/images"
+	"cca-testbed/series"
+)
+
+// readSeries reads one of the series package's test series.
+func readSeries(t *testing.T, name string) *series.Recipe {
+	t.Helper()
+	r, err := series.Read(context.Background(), filepath.Join("..", "..", "series", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestStack moves a small tree between prefixes of a series and checks
+// the content at each step, and that the base, shared by hard links, is
+// never written.
+func TestStack(t *testing.T) {
+	base := t.TempDir()
+	orig := "one\ntwo\nthree\nfour\nfive\n"
+	if err := os.WriteFile(filepath.Join(base, "f"), []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(i int, diff string) series.Patch {
+		files, err := series.ParseDiff([]byte(diff))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return series.Patch{Index: i, Name: "p", Subject: "p", Diff: []byte(diff), Files: files}
+	}
+	ps := []series.Patch{
+		mk(1, "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n-one\n+ONE\n two\n three\n"),
+		mk(2, "--- a/f\n+++ b/f\n@@ -3,3 +3,3 @@\n three\n-four\n+FOUR\n five\n"),
+		mk(3, "--- /dev/null\n+++ b/g\n@@ -0,0 +1 @@\n+new\n"),
+	}
+	work := t.TempDir()
+	s := &stack{dir: work, log: slog.New(slog.DiscardHandler)}
+	steps := []struct {
+		n       int
+		f, g    string
+		freshed bool
+	}{
+		{3, "ONE\ntwo\nthree\nFOUR\nfive\n", "new\n", true},
+		{1, "ONE\ntwo\nthree\nfour\nfive\n", "", false},
+		{0, orig, "", false},
+		{2, "ONE\ntwo\nthree\nFOUR\nfive\n", "", false},
+	}
+	for _, st := range steps {
+		marker := filepath.Join(work, seriesBuildName, "marker")
+		if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tree, err := s.switchTo(context.Background(), base, "id", ps[:st.n])
+		if err != nil {
+			t.Fatalf("prefix %d: %v", st.n, err)
+		}
+		f, _ := os.ReadFile(filepath.Join(tree, "f"))
+		g, _ := os.ReadFile(filepath.Join(tree, "g"))
+		if string(f) != st.f || string(g) != st.g {
+			t.Errorf("prefix %d: f=%q g=%q, want %q %q", st.n, f, g, st.f, st.g)
+		}
+		if _, err := os.Stat(marker); (err != nil) != st.freshed {
+			t.Errorf("prefix %d: build directory kept = %v, want %v", st.n, err == nil, !st.freshed)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(base, "f")); string(b) != orig {
+		t.Errorf("base written: %q", b)
+	}
+	// Another base: the tree and its build directory are made afresh.
+	if _, err := s.switchTo(context.Background(), base, "other-id", ps[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(work, seriesBuildName, "marker")); err == nil {
+		t.Error("a new base kept the old build directory")
+	}
+	// A tree edited behind the record's back cannot revert: made afresh.
+	if err := os.WriteFile(filepath.Join(s.tree(), "f"), []byte("edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := s.switchTo(context.Background(), base, "other-id", ps[1:2][:0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tree, "f")); string(b) != orig {
+		t.Errorf("after an edit, prefix 0 reads %q", b)
+	}
+}
+
+func testOptions(t *testing.T) (context.Context, Options) {
+	t.Helper()
+	cache, err := images.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		t.Cleanup(cancel)
+	}
+	return ctx, Options{Cache: cache, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+}
+
+func TestBuildSeriesDoesNotApply(t *testing.T) {
+	ctx, opts := testOptions(t)
+	_, err := BuildSeries(ctx, opts, readSeries(t, "fails-apply"))
+	var ae *series.ApplyError
+	if !errors.As(err, &ae) || ae.Patch != 2 || ae.File != "arch/arm64/kernel/rsi.c" || !strings.Contains(ae.Hunk, "@@ -118,6 +119,7 @@") {
+		t.Fatalf("err = %v, want patch 2's second hunk in rsi.c", err)
+	}
+}
+
+// TestBuildSeries builds the applying series for real in the series tree
+// (cold: minutes; warm: a cache hit), then the one that does not compile,
+// whose error must carry the compiler's line.
+func TestBuildSeries(t *testing.T) {
+	ctx, opts := testOptions(t)
+	start := time.Now()
+	k, err := BuildSeries(ctx, opts, readSeries(t, "applies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("applies: %s in %v", k.Release, time.Since(start).Round(time.Millisecond))
+	if k.Release != "7.3.4-applies-demo" {
+		t.Errorf("release %q", k.Release)
+	}
+	cfg, err := os.ReadFile(filepath.Join(k.Dir, ConfigName))
+	if err != nil || !bytes.Contains(cfg, []byte("CONFIG_PRINTK_TIME=y\n")) {
+		t.Errorf("the recipe's fragment did not reach .config (%v)", err)
+	}
+
+	start = time.Now()
+	_, err = BuildSeries(ctx, opts, readSeries(t, "fails-build.mbox"))
+	t.Logf("fails-build: %v in %v", err, time.Since(start).Round(time.Millisecond))
+	if !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "rsi.c") ||
+		!strings.Contains(err.Error(), "error: 'testbed_no_such_symbol' undeclared") {
+		t.Errorf("err = %v, want ErrBuild with the compiler's error line", err)
+	}
+}
