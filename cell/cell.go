@@ -10,6 +10,7 @@ package cell
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +36,13 @@ type VariantInfo struct {
 	Description string
 }
 
+// fromSeries holds the variants Register added.
+var fromSeries = map[Variant]bool{}
+
+// FromSeries reports whether v was read at run time from a user's patch
+// series (testbed --variant-from) rather than built into the testbed.
+func FromSeries(v Variant) bool { return fromSeries[v] }
+
 // Variants lists every variant in the design's order.
 var Variants = []VariantInfo{
 	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)"},
@@ -44,6 +52,44 @@ var Variants = []VariantInfo{
 	{SMCCCBus, "v6/v7: dedicated arm_smccc bus with modalias, /sys/firmware/cca/realm_guest, no arm-cca-dev"},
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
+}
+
+// Register adds a variant read at run time from a patch series, so cell
+// names, the matrix and the report know it like a built-in one, until
+// the returned func removes it again (a command's end: tests run many
+// commands in one process). A name taken by any known variant is refused.
+// Not safe for concurrent use: the CLI registers before it runs cells.
+func Register(info VariantInfo) (unregister func(), err error) {
+	if !validVariantName(string(info.Name)) {
+		return nil, fmt.Errorf("%w: variant name %q: use 1-40 of a-z 0-9 . _ -", ErrUnknown, info.Name)
+	}
+	for _, v := range Variants {
+		if v.Name == info.Name {
+			what := "a built-in variant's"
+			if fromSeries[v.Name] {
+				what = "another series' in this run"
+			}
+			return nil, fmt.Errorf("variant name %q is %s: name the series otherwise (name: in its recipe file)", info.Name, what)
+		}
+	}
+	Variants = append(Variants, info)
+	fromSeries[info.Name] = true
+	return func() {
+		Variants = slices.DeleteFunc(Variants, func(v VariantInfo) bool { return v.Name == info.Name })
+		delete(fromSeries, info.Name)
+	}, nil
+}
+
+func validVariantName(s string) bool {
+	if s == "" || len(s) > 40 || s[0] == '-' || s[0] == '.' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Role is what the VM is from the firmware's point of view.

@@ -132,6 +132,15 @@ func (r *Recipe) Summary() string {
 		n = "1 patch"
 	}
 	out := strings.TrimSpace(s + " (" + n + ")")
+	if len(r.Userspace) > 0 {
+		var names []string
+		for _, u := range r.Userspace {
+			names = append(names, u.GuestPath)
+		}
+		// Installing them before udev's coldplug needs a rootfs change
+		// not made yet; say so rather than let a reader assume it.
+		out += "; userspace part (not installed yet): " + strings.Join(names, ", ")
+	}
 	if p := r.Provenance.String(); p != "" {
 		out += "; " + p
 	}

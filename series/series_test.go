@@ -278,3 +278,40 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check wrote the base tree (%v)", err)
 	}
 }
+
+// TestBisect runs the search against every change point of series of
+// several lengths and counts probes: the base plus ceil(log2(n+1)).
+func TestBisect(t *testing.T) {
+	for n := 1; n <= 9; n++ {
+		budget := 1
+		for 1<<(budget-1) < n+1 {
+			budget++
+		}
+		for change := 1; change <= n+1; change++ { // n+1: no patch changes it
+			probes := 0
+			b, err := Bisect(context.Background(), n, func(_ context.Context, k int) (string, error) {
+				probes++
+				if k >= change {
+					return "after", nil
+				}
+				return "before", nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := change
+			if change > n {
+				want = 0
+			}
+			if b.First != want || probes > budget || len(b.Steps) != probes {
+				t.Errorf("n=%d change=%d: first %d in %d probes (steps %v), want %d in at most %d", n, change, b.First, probes, b.Steps, want, budget)
+			}
+			if n == 6 && probes > 4 {
+				t.Errorf("6 patches took %d builds", probes)
+			}
+		}
+	}
+	if _, err := Bisect(context.Background(), 0, nil); err == nil {
+		t.Error("bisect of no patches: no error")
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
+	"cca-testbed/series"
 	"cca-testbed/snapshot"
 )
 
@@ -79,6 +80,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, hears each phase of each cell.
 	Progress func(subject, phase string)
+	// Recipes are the variants read from patch series for this run
+	// (--variant-from): their kernels come from kernel.BuildSeries.
+	Recipes map[cell.Variant]*series.Recipe
 }
 
 // Backend boots cells under QEMU.
@@ -194,6 +198,9 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 }
 
 func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kernel.Kernel, error) {
+	if r, ok := b.opts.Recipes[v]; ok {
+		return kernel.BuildSeries(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, r)
+	}
 	return kernel.Build(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, v)
 }
 

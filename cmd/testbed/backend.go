@@ -17,6 +17,7 @@ import (
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
+	"cca-testbed/series"
 	"cca-testbed/vm"
 )
 
@@ -36,6 +37,11 @@ type backendOptions struct {
 	resume bool
 	// fs tells which flags the user set (check).
 	fs *flag.FlagSet
+	// variantFrom is --variant-from; recipes the series it named
+	// (loadSeries), keyed by their variant names.
+	variantFrom string
+	recipes     map[cell.Variant]*series.Recipe
+	unregister  []func()
 }
 
 func (o *backendOptions) register(fs *flag.FlagSet) {
@@ -135,7 +141,7 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	lb, err := vm.New(vm.Options{
 		Cache: c, FirmwareProfile: o.profile, Machine: o.machine, Firmware: o.firmware,
 		RunDir: o.runDir, Resume: o.resume, BootTimeout: o.bootTimeout, Logger: logger,
-		Progress: pw.Phase,
+		Progress: pw.Phase, Recipes: o.recipes,
 	})
 	if errors.Is(err, qemu.ErrFirmware) {
 		return nil, usagef("--firmware: %v", err)

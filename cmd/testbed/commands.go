@@ -29,10 +29,16 @@ import (
 )
 
 func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("variants", "", stdout)
+	fs := newFlags("variants", "[--variant-from SERIES]", stdout)
+	var bo backendOptions
+	bo.registerSeries(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := bo.loadSeries(ctx, nil, 0); err != nil {
+		return err
+	}
+	defer bo.unloadSeries()
 	if fs.NArg() != 0 {
 		return usagef("variants: takes no arguments, got %q", fs.Arg(0))
 	}
@@ -143,6 +149,7 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sel.register(fs.FlagSet)
 	var bo backendOptions
 	bo.register(fs.FlagSet)
+	bo.registerSeries(fs.FlagSet)
 	format := fs.String("format", "text", "output format: "+strings.Join(report.Formats, ", "))
 	out := fs.String("out", "", "also write every format into this directory (report.txt, .json, .xml, .md, .html, snapshots/, and for qemu cells/<cell>/ with console.log, cmdline.txt, reproduce.sh)")
 	expFile := fs.String("expectations", "", "expectations file (default: the built-in checks/expectations.txt)")
@@ -150,6 +157,10 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := bo.loadSeries(ctx, &sel, fs.NArg()); err != nil {
+		return err
+	}
+	defer bo.unloadSeries()
 	if fs.NArg() != 0 {
 		return usagef("matrix: takes no arguments (cells are chosen with --variant, --role, --userspace), got %q", fs.Arg(0))
 	}
@@ -468,10 +479,15 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sel.register(fs.FlagSet)
 	var bo backendOptions
 	bo.register(fs.FlagSet)
+	bo.registerSeries(fs.FlagSet)
 	format := fs.String("format", "text", "output format: text, json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := bo.loadSeries(ctx, &sel, fs.NArg()); err != nil {
+		return err
+	}
+	defer bo.unloadSeries()
 	if err := checkFormat(*format, []string{"text", "json"}); err != nil {
 		return err
 	}
@@ -524,9 +540,14 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("diff", "A B   (each a cell like platform/realm or a snapshot file)", stdout)
 	var bo backendOptions
 	bo.register(fs.FlagSet)
+	bo.registerSeries(fs.FlagSet)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := bo.loadSeries(ctx, nil, fs.NArg()); err != nil {
+		return err
+	}
+	defer bo.unloadSeries()
 	if fs.NArg() != 2 {
 		return usagef("diff: want two arguments (cells or snapshot files), got %d", fs.NArg())
 	}

@@ -44,10 +44,15 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sel.register(fs.FlagSet)
 	var bo backendOptions
 	bo.register(fs.FlagSet)
+	bo.registerSeries(fs.FlagSet)
 	fresh := fs.Bool("fresh", false, "boot afresh instead of resuming the saved boot of an earlier testbed boot")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := bo.loadSeries(ctx, &sel, fs.NArg()); err != nil {
+		return err
+	}
+	defer bo.unloadSeries()
 	c, err := cellArg(fs, sel)
 	if err != nil {
 		return err

@@ -127,6 +127,7 @@ func commands() []command {
 		{"ssh", "a shell or one command in a cell started with boot", runSSH},
 		{"bench", "measure the emulated matrix and, with --boots, real boot-to-SSH", runBench},
 		{"diff", "compare two cells or two snapshot files", runDiff},
+		{"bisect", "find the first patch of a series that changes a check or snapshot field in a cell", runBisect},
 		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
 		{"prune", "remove cached images and kernels not used for a while", runPrune},

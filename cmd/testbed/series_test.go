@@ -1,0 +1,76 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+)
+
+const testSeries = "../../series/testdata/"
+
+func TestVariantFromRefusals(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"matrix", "--backend", "emulated", "--variant-from", testSeries + "applies"}, "the emulated backend models only the built-in variants"},
+		{[]string{"snapshot", "--variant-from", testSeries + "nosuch"}, "no such file"},
+		{[]string{"diff", "--variant-from", testSeries + "applies/recipe", "a/plain", "b/plain"}, "bad series"},
+		{[]string{"bisect", "--role", "plain"}, "name one series"},
+		{[]string{"bisect", "--field", "x", "--check", "tsm0", testSeries + "bisect6.mbox"}, "not both"},
+		{[]string{"bisect", "--check", "nosuch", testSeries + "bisect6.mbox"}, "unknown check"},
+		{[]string{"bisect", "--backend", "emulated", testSeries + "bisect6.mbox"}, "always boots under QEMU"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := testbed(t, tt.args...)
+		if code != exitError || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args, code, stderr, tt.want)
+		}
+	}
+	for _, v := range cell.Variants {
+		if cell.FromSeries(v.Name) {
+			t.Errorf("variant %s stayed registered after its command", v.Name)
+		}
+	}
+}
+
+func TestVariantsFromSeries(t *testing.T) {
+	out, _, code := testbed(t, "variants", "--variant-from", testSeries+"applies")
+	if code != exitOK || !strings.Contains(out, "applies-demo") || !strings.Contains(out, "by cca-testbed <tests@cca-testbed.invalid>; version v1") {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+}
+
+// TestVariantFromDoesNotApply runs a series that does not apply: the
+// run stops before any build, naming the patch and the hunk.
+func TestVariantFromDoesNotApply(t *testing.T) {
+	_, stderr, code := testbed(t, "matrix", "--variant-from", testSeries+"fails-apply", "--role", "plain")
+	want := `patch 2/2 "arm64: rsi: comment the shared bit and the ioremap hook"`
+	if code != exitError || !strings.Contains(stderr, want) || !strings.Contains(stderr, "arch/arm64/kernel/rsi.c: hunk #2 @@ -118,6 +119,7 @@") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestBisect bisects the project's 6-patch series on a plain cell for
+// real: 4 builds of the series tree (incremental after the first;
+// cache hits once built) and 4 boots, and it must name patch 4, which
+// adds /sys/firmware/cca/realm_guest.
+func TestBisect(t *testing.T) {
+	out, stderr, code := testbed(t, "bisect", "--role", "plain", "--field", "firmware/cca", testSeries+"bisect6.mbox")
+	t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		`first change: patch 4/6 "arm64: rsi: expose /sys/firmware/cca/realm_guest"`,
+		"4 builds",
+		"field firmware/cca before it (3 patches): absent firmware/cca",
+		"field firmware/cca after it  (4 patches): dir firmware/cca | file firmware/cca/realm_guest 0",
+		"+ file firmware/cca/realm_guest 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
