@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/internal/term"
 	"cca-testbed/matrix"
@@ -31,6 +32,15 @@ type Report struct {
 	Elapsed time.Duration       `json:"elapsed_ns"`
 	Cells   []matrix.CellResult `json:"cells"`
 	Summary Summary             `json:"summary"`
+	// Series are the run's variants read from patch series
+	// (--variant-from), with their provenance.
+	Series []SeriesVariant `json:"series,omitempty"`
+}
+
+// SeriesVariant is a variant a user's series supplied.
+type SeriesVariant struct {
+	Variant     string `json:"variant"`
+	Description string `json:"description"` // summary and provenance
 }
 
 // Summary counts results by status.
@@ -44,10 +54,19 @@ type Summary struct {
 func New(backend string, started time.Time, elapsed time.Duration, cells []matrix.CellResult) *Report {
 	r := &Report{Backend: backend, Started: started.UTC(), Elapsed: elapsed, Cells: cells,
 		Summary: Summary{Cells: len(cells), By: map[checks.Status]int{}}}
+	seen := map[cell.Variant]bool{}
 	for _, c := range cells {
 		for _, res := range c.Results {
 			r.Summary.Checks++
 			r.Summary.By[res.Status]++
+		}
+		if v := c.Cell.Variant; cell.FromSeries(v) && !seen[v] {
+			seen[v] = true
+			for _, info := range cell.Variants {
+				if info.Name == v {
+					r.Series = append(r.Series, SeriesVariant{Variant: string(v), Description: info.Description})
+				}
+			}
 		}
 	}
 	return r
@@ -98,6 +117,9 @@ func (r *Report) text(w io.Writer) error {
 	// The text form goes to terminals: what came from a guest or a file
 	// is escaped (term.Escape), one line per note.
 	line := func(format string, a ...any) { fmt.Fprintln(w, term.Escape(fmt.Sprintf(format, a...))) }
+	for _, sv := range r.Series {
+		line("variant %s is a patch series: %s", sv.Variant, sv.Description)
+	}
 	for _, c := range r.Cells {
 		if c.Err != "" {
 			line("%s: %s: %s", c.Name, classWord(c.Class), c.Err)
@@ -157,6 +179,12 @@ func (r *Report) markdown(w io.Writer) error {
 			row = append(row, mark(res.Status)+" "+mdEscape(res.Measured))
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+	for i, sv := range r.Series {
+		if i == 0 {
+			fmt.Fprintf(w, "\nVariants from patch series:\n\n")
+		}
+		fmt.Fprintf(w, "- `%s`: %s\n", sv.Variant, mdEscape(sv.Description))
 	}
 	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error.\n")
 	var notes []string

@@ -141,3 +141,27 @@ func TestMachineReadable(t *testing.T) {
 		t.Errorf("unknown format accepted")
 	}
 }
+
+// TestSeriesProvenance: a variant from a patch series is named, with its
+// provenance, in the text, Markdown and JSON reports.
+func TestSeriesProvenance(t *testing.T) {
+	unregister, err := cell.Register(cell.VariantInfo{Name: "my-series", Description: "series: x (1 patch); by A <a@example.invalid>; version v3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	c := cell.Cell{Variant: "my-series", Role: cell.Plain, Userspace: cell.Forky}
+	r := New("qemu", time.Now(), time.Second, []matrix.CellResult{{Cell: c, Name: c.String()}})
+	if len(r.Series) != 1 || r.Series[0].Variant != "my-series" {
+		t.Fatalf("series = %+v", r.Series)
+	}
+	for _, f := range []string{"text", "markdown", "json"} {
+		var b strings.Builder
+		if err := r.Write(&b, f); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), "version v3") {
+			t.Errorf("%s report lacks the provenance:\n%s", f, b.String())
+		}
+	}
+}
