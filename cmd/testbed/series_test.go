@@ -51,26 +51,3 @@ func TestVariantFromDoesNotApply(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
-
-// TestBisect bisects the project's 6-patch series on a plain cell for
-// real: 4 builds of the series tree (incremental after the first;
-// cache hits once built) and 4 boots, and it must name patch 4, which
-// adds /sys/firmware/cca/realm_guest.
-func TestBisect(t *testing.T) {
-	out, stderr, code := testbed(t, "bisect", "--role", "plain", "--field", "firmware/cca", testSeries+"bisect6.mbox")
-	t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr)
-	if code != exitOK {
-		t.Fatalf("exit %d", code)
-	}
-	for _, want := range []string{
-		`first change: patch 4/6 "arm64: rsi: expose /sys/firmware/cca/realm_guest"`,
-		"4 builds",
-		"field firmware/cca before it (3 patches): absent firmware/cca",
-		"field firmware/cca after it  (4 patches): dir firmware/cca | file firmware/cca/realm_guest 0",
-		"+ file firmware/cca/realm_guest 0",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-}

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -123,33 +122,5 @@ func TestBuildSeriesDoesNotApply(t *testing.T) {
 	var ae *series.ApplyError
 	if !errors.As(err, &ae) || ae.Patch != 2 || ae.File != "arch/arm64/kernel/rsi.c" || !strings.Contains(ae.Hunk, "@@ -118,6 +119,7 @@") {
 		t.Fatalf("err = %v, want patch 2's second hunk in rsi.c", err)
-	}
-}
-
-// TestBuildSeries builds the applying series for real in the series tree
-// (cold: minutes; warm: a cache hit), then the one that does not compile,
-// whose error must carry the compiler's line.
-func TestBuildSeries(t *testing.T) {
-	ctx, opts := testOptions(t)
-	start := time.Now()
-	k, err := BuildSeries(ctx, opts, readSeries(t, "applies"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("applies: %s in %v", k.Release, time.Since(start).Round(time.Millisecond))
-	if k.Release != "7.3.4-applies-demo" {
-		t.Errorf("release %q", k.Release)
-	}
-	cfg, err := os.ReadFile(filepath.Join(k.Dir, ConfigName))
-	if err != nil || !bytes.Contains(cfg, []byte("CONFIG_PRINTK_TIME=y\n")) {
-		t.Errorf("the recipe's fragment did not reach .config (%v)", err)
-	}
-
-	start = time.Now()
-	_, err = BuildSeries(ctx, opts, readSeries(t, "fails-build.mbox"))
-	t.Logf("fails-build: %v in %v", err, time.Since(start).Round(time.Millisecond))
-	if !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "rsi.c") ||
-		!strings.Contains(err.Error(), "error: 'testbed_no_such_symbol' undeclared") {
-		t.Errorf("err = %v, want ErrBuild with the compiler's error line", err)
 	}
 }
