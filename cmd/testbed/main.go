@@ -8,10 +8,13 @@
 //	testbed ssh      CELL [-- COMMAND...]
 //	testbed bench    [--boots N]
 //	testbed diff     A B          (cells or snapshot files)
+//	testbed bisect   SERIES --role R [--field PATH | --check NAME]
 //	testbed fidelity RUN          (a real run's snapshots vs the model)
 //	testbed changes  OLD NEW      (two runs)
 //	testbed prune    [--unused-for D]
 //
+// matrix, snapshot, boot, diff and variants take --variant-from SERIES:
+// a patch series run as a variant (README, "Bring your own series").
 // Each command's --help gives its flags.
 //
 // Exit codes: 0 every check as expected, 1 a check differs from its
