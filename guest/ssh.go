@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"cca-testbed/internal/shell"
 	"cca-testbed/internal/timeout"
 
 	"golang.org/x/crypto/ssh"
@@ -327,7 +328,7 @@ func (s *SSH) Close() error {
 	return s.closeErr
 }
 
-// Run runs argv in the guest, every element quoted (see Quote), with a
+// Run runs argv in the guest, every element quoted (shell.Join), with a
 // deadline of the earlier of ctx's and CommandTimeout. On the deadline the
 // command gets SIGKILL, its session is closed, and the error wraps
 // context.DeadlineExceeded and names the command. A non-zero exit is
@@ -345,7 +346,7 @@ func (s *SSH) run(ctx context.Context, stdin io.Reader, argv []string) (Result, 
 			return Result{}, fmt.Errorf("ssh run %s: argument %q contains a NUL byte, which no shell can carry", argv[0], a)
 		}
 	}
-	line := Quote(argv...)
+	line := shell.Join(argv...)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()
 
@@ -524,7 +525,7 @@ func (s *SSH) Shell(ctx context.Context, tty bool, stdin io.Reader, stdout, stde
 	if len(command) == 0 {
 		err = sess.Shell()
 	} else {
-		err = sess.Start(Quote(command...))
+		err = sess.Start(shell.Join(command...))
 	}
 	if err != nil {
 		return -1, fmt.Errorf("ssh shell: start: %w", err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cca-testbed/cell"
+	"cca-testbed/internal/shell"
 	"cca-testbed/snapshot"
 )
 
@@ -405,9 +406,9 @@ func (r *recipe) render() string {
 	fmt.Fprintf(&b, "# cca-testbed rootfs recipe v%d, userspace %s\n", recipeVersion, r.userspace)
 	b.WriteString("mmdebstrap")
 	for _, o := range r.options {
-		b.WriteString(" \\\n  " + shellQuote(o))
+		b.WriteString(" \\\n  " + shell.Word(o))
 	}
-	b.WriteString(" \\\n  " + shellQuote("--customize-hook=sync-in STAGE /"))
+	b.WriteString(" \\\n  " + shell.Word("--customize-hook=sync-in STAGE /"))
 	b.WriteString(" \\\n  --customize-hook=\"$(cat <<'SCRIPT'\n" + r.script + "SCRIPT\n)\"")
 	fmt.Fprintf(&b, " \\\n  %s TREE MIRROR\n", r.suite)
 	b.WriteString("mkfs.ext4 " + strings.Join(mkfsArgs, " ") + " -d TREE " + DiskName + " <tree size + 256 MiB>\n")
@@ -430,15 +431,6 @@ func (r *recipe) inputs() Inputs {
 		"recipe":  []byte(r.render()),
 		"mirror":  []byte(r.mirror),
 	}
-}
-
-// shellQuote quotes s for sh when it needs it (render is for humans to
-// read and paste; the build itself passes argv directly).
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}|&;<>()#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // build makes the rootfs artefacts in tmp.

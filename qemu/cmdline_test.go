@@ -172,23 +172,6 @@ func TestEnsurePanic(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	tests := []struct {
-		in   []string
-		want string
-	}{
-		{[]string{"qemu", "-m", "1024"}, "qemu -m 1024"},
-		{[]string{"-append", "console=ttyAMA0 panic=-1"}, "-append 'console=ttyAMA0 panic=-1'"},
-		{[]string{"it's", ""}, `'it'\''s' ''`},
-		{[]string{"$HOME", "a;b"}, `'$HOME' 'a;b'`},
-	}
-	for _, tc := range tests {
-		if got := ShellQuote(tc.in); got != tc.want {
-			t.Errorf("ShellQuote(%q): got %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestReproduceScript(t *testing.T) {
 	r, err := resolve(Config{Kernel: "/cache/Image", Append: "console=ttyAMA0 root=/dev/vda", Dir: "/run/vm1",
 		Disks: []Disk{{Path: "/cache/root.qcow2", Format: "qcow2"}}})

@@ -27,6 +27,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"cca-testbed/internal/shell"
 )
 
 // Profile names.
@@ -396,24 +398,6 @@ func EnsurePanic(cmdline string) string {
 	return strings.Join(out, " ")
 }
 
-// ShellQuote renders argv as one POSIX shell command line.
-func ShellQuote(argv []string) string {
-	q := make([]string, len(argv))
-	for i, s := range argv {
-		q[i] = quoteArg(s)
-	}
-	return strings.Join(q, " ")
-}
-
-var safeArg = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
-
-func quoteArg(s string) string {
-	if safeArg.MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // reproduceScript is reproduce.sh: the same VM with the serial console and
 // monitor on the terminal, SSH on $PORT, and no QMP socket (so it can run
 // beside the original).
@@ -431,10 +415,10 @@ func reproduceScript(r resolved, port int) string {
 		b.WriteString(" ")
 		if strings.Contains(s, placeholder) {
 			pre, post, _ := strings.Cut(s, placeholder)
-			b.WriteString(quoteArg(pre) + `"$PORT"` + quoteArg(post))
+			b.WriteString(shell.Word(pre) + `"$PORT"` + shell.Word(post))
 			continue
 		}
-		b.WriteString(quoteArg(s))
+		b.WriteString(shell.Word(s))
 	}
 	b.WriteString("\n")
 	return b.String()

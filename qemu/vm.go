@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"cca-testbed/internal/shell"
 	"cca-testbed/internal/timeout"
 )
 
@@ -274,7 +275,7 @@ func launch(ctx context.Context, r resolved, opts Options, log *slog.Logger) (*V
 			return nil, &InfraError{Op: "start", Err: err}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(r.Dir, CmdlineFile), []byte(ShellQuote(argv)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Dir, CmdlineFile), []byte(shell.Join(argv...)+"\n"), 0o600); err != nil {
 		return nil, &InfraError{Op: "start", Err: err}
 	}
 	if err := os.WriteFile(filepath.Join(r.Dir, Reproduce), []byte(reproduceScript(r, port)), 0o700); err != nil {
@@ -316,7 +317,7 @@ func launch(ctx context.Context, r resolved, opts Options, log *slog.Logger) (*V
 		exitCancel()
 		close(v.exited)
 	}()
-	log.Debug("qemu launched", "pid", cmd.Process.Pid, "cmdline", ShellQuote(argv))
+	log.Debug("qemu launched", "pid", cmd.Process.Pid, "cmdline", shell.Join(argv...))
 
 	if err := v.waitQMP(ctx); err != nil {
 		v.kill()

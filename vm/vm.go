@@ -30,6 +30,7 @@ import (
 	"cca-testbed/guest"
 	"cca-testbed/images"
 	"cca-testbed/images/kernel"
+	"cca-testbed/internal/shell"
 	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
@@ -548,7 +549,7 @@ func (i *Instance) finishReproduce() error {
 	}
 	head, rest, _ := strings.Cut(string(b), "\n")
 	recreate := fmt.Sprintf("[ -e %s ] || qemu-img create -q -f qcow2 -F raw -b %s %s || exit 1\n",
-		guest.Quote(i.overlay), guest.Quote(i.base), guest.Quote(i.overlay))
+		shell.Word(i.overlay), shell.Word(i.base), shell.Word(i.overlay))
 	return os.WriteFile(p, []byte(head+"\n"+recreate+rest), 0o700)
 }
 
