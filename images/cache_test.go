@@ -686,3 +686,37 @@ func TestPrune(t *testing.T) {
 		t.Errorf("Open left the stale entry %s (stat: %v)", busy, err)
 	}
 }
+
+// FuzzVerifyManifest: whatever manifest.json holds, the check neither
+// panics nor passes an entry it does not describe exactly.
+func FuzzVerifyManifest(f *testing.F) {
+	good := `{"files":{"a":{"size":1,"mtime_ns":0,"sha256":"2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"}}}`
+	f.Add([]byte(good))
+	f.Add([]byte(`{"files":{"a":{"size":1,"sha256":"ab"}}}`))
+	f.Add([]byte(`{"files":{"../a":{"size":1,"sha256":"2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"}}}`))
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		dir := t.TempDir()
+		entry := filepath.Join(dir, "entry")
+		if err := os.Mkdir(entry, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{filepath.Join(entry, "a"), filepath.Join(dir, "a")} {
+			if err := os.WriteFile(p, []byte("x"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(entry, ManifestName), manifest, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if verify(entry, true) != nil {
+			return
+		}
+		var m Manifest
+		if err := json.Unmarshal(manifest, &m); err != nil {
+			t.Fatalf("passed an unreadable manifest: %v", err)
+		}
+		if len(m.Files) != 1 || m.Files["a"].SHA256 != "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" {
+			t.Fatalf("passed a manifest that does not describe the entry: %+v", m.Files)
+		}
+	})
+}

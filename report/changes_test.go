@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,40 @@ func TestDecodeTypePosition(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "r.json: not a testbed JSON report: line 2:11: json: cannot unmarshal number") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var b bytes.Buffer
+	if err := runWith("cca", checks.Pass, "faux/realm").Write(&b, "json"); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.Bytes())
+	f.Add([]byte(`{"backend":"qemu","cells":[{"cell":"a/b","snapshot":{"meta":{},"facts":[{"kind":"link","path":"p","value":"v"}]}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, err := Decode(bytes.NewReader(data), "r.json")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "r.json") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q does not name the file on one line", err)
+			}
+			return
+		}
+		// Whatever decodes is safe to compare: valid, canonical snapshots.
+		for _, c := range rep.Cells {
+			if c.Snapshot == nil {
+				continue
+			}
+			if err := c.Snapshot.Validate(); err != nil {
+				t.Fatalf("cell %s: decoded snapshot fails Validate: %v", c.Name, err)
+			}
+			again, err := snapshot.Parse(strings.NewReader(c.Snapshot.Text()))
+			if err != nil || len(snapshot.Diff(c.Snapshot, again)) != 0 || !slices.Equal(again.Facts, c.Snapshot.Facts) {
+				t.Fatalf("cell %s: snapshot not canonical or not re-readable: %v", c.Name, err)
+			}
+		}
+		var out bytes.Buffer
+		WriteChanges(&out, rep, rep)
+		if err := rep.Write(&out, "text"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -363,3 +363,17 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Errorf("REM[3] after %d concurrent extends = %x, want %x", workers*each, got, want)
 	}
 }
+
+func FuzzReadRealmMemory(f *testing.F) {
+	f.Add(uint64(0x40001000), 4096)
+	f.Add(uint64(0x40001FF8), 16)
+	f.Add(uint64(0xFFFFFFFFFFFFFFFF), 2)
+	f.Fuzz(func(t *testing.T, ipa uint64, n int) {
+		m := realmModel(t)
+		m.SMC(0xC4000196, 0x40001000)
+		b, err := m.ReadRealmMemory(ipa, n)
+		if err == nil && len(b) != n {
+			t.Fatalf("ReadRealmMemory(%#x, %d) returned %d bytes", ipa, n, len(b))
+		}
+	})
+}

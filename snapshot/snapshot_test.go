@@ -322,3 +322,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseJSON drives the JSON reader (FuzzParse mostly finds the text
+// one): whatever it accepts is one whole valid document.
+func FuzzParseJSON(f *testing.F) {
+	f.Add([]byte(`{"meta":{"cell":"x","kernel":"7.3"},"facts":[{"kind":"link","path":"a","value":"b"},{"kind":"cvm","path":"p"}]}`))
+	f.Add([]byte(`{"facts":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := parseJSON(data)
+		if err != nil {
+			if !errors.Is(err, ErrFormat) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q: not ErrFormat on one line", err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("accepted a snapshot that fails Validate: %v", err)
+		}
+		var std Snapshot
+		if err := json.Unmarshal(data, &std); err != nil {
+			t.Fatalf("accepted what encoding/json refuses: %v", err)
+		}
+		std.normalize()
+		if d := Diff(&std, s); len(d) != 0 || std.Meta != s.Meta {
+			t.Fatalf("reads differently from encoding/json: %v", d)
+		}
+	})
+}
