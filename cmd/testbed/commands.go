@@ -26,6 +26,7 @@ import (
 	"cca-testbed/matrix"
 	"cca-testbed/report"
 	"cca-testbed/snapshot"
+	"cca-testbed/vm"
 )
 
 func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -374,8 +375,9 @@ func removeStale(rep *report.Report, dir string) []error {
 	}
 	if ents, err := os.ReadDir(filepath.Join(dir, "cells")); err == nil {
 		for _, e := range ents {
-			if e.IsDir() && isCellFile(e.Name()) && !runs[e.Name()] {
-				remove(filepath.Join(dir, "cells", e.Name()))
+			// A directory another run still holds is that run's to keep.
+			if p := filepath.Join(dir, "cells", e.Name()); e.IsDir() && isCellFile(e.Name()) && !runs[e.Name()] && !vm.InUse(p) {
+				remove(p)
 			}
 		}
 	}

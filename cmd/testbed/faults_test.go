@@ -223,6 +223,19 @@ func TestOutReused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "snapshots", "mine.snap"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A run directory a live instance holds (vm locks it) is not ours to remove.
+	held := filepath.Join(dir, "cells", "platform_realm.3")
+	if err := os.MkdirAll(held, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
 	if _, stderr, code := testbed(t, "matrix", "--variant", "faux", "--role", "realm", "--out", dir); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -231,7 +244,7 @@ func TestOutReused(t *testing.T) {
 			t.Errorf("%s left beside the new report: %v", gone, err)
 		}
 	}
-	for _, kept := range []string{"snapshots/faux_realm.snap", "snapshots/faux_realm@trixie.snap", "snapshots/mine.snap", "cells/mine", "notes"} {
+	for _, kept := range []string{"snapshots/faux_realm.snap", "snapshots/faux_realm@trixie.snap", "snapshots/mine.snap", "cells/mine", "cells/platform_realm.3", "notes"} {
 		if _, err := os.Stat(filepath.Join(dir, kept)); err != nil {
 			t.Errorf("%s: %v", kept, err)
 		}
