@@ -30,7 +30,6 @@ const (
 	MaxSnapshot     = 4 << 20
 	MaxReport       = 64 << 20
 	MaxExpectations = 1 << 20
-	MaxSeries       = 16 << 20
 )
 
 // ReadFile returns the contents of the regular file name, or an error when
