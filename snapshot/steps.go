@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"cca-testbed/internal/timeout"
 )
 
 // The names the guest-reading steps share with the guest image and the
@@ -31,9 +33,8 @@ const (
 	StepGatedUnit  = "gated-unit"
 )
 
-// SettleTimeout bounds `udevadm settle` in the guest.
-// TODO(issue 11.3): read it from the one timeout scale once that package
-// lands; until then it is this single constant.
+// SettleTimeout bounds `udevadm settle` in the guest, before the one
+// timeout scale (internal/timeout) multiplies it.
 const SettleTimeout = 60 * time.Second
 
 // Step is one command the runner sends a booted guest to read it. The
@@ -70,7 +71,7 @@ func Steps() []Step {
 		// finish ("degraded" exits 1 and is fine: a failed unit not under test).
 		{Name: StepBoot, Argv: []string{"systemctl", "is-system-running", "--wait"}, What: "waiting for boot to finish"},
 		// Autoload results race with udev otherwise.
-		{Name: StepSettle, Argv: []string{"udevadm", "settle", "--timeout=" + strconv.Itoa(int(SettleTimeout.Seconds()))}, What: "udevadm", Must: true},
+		{Name: StepSettle, Argv: []string{"udevadm", "settle", "--timeout=" + strconv.Itoa(timeout.Seconds(SettleTimeout))}, What: "udevadm", Must: true},
 		{Name: StepHelper, Argv: []string{HelperName}, What: HelperName, Must: true, Document: true},
 		// systemd-detect-virt --cvm prints the verdict and exits 1 for "none".
 		{Name: StepDetectVirt, Argv: []string{"systemd-detect-virt", "--cvm"}, What: "systemd-detect-virt",

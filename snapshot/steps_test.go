@@ -3,11 +3,14 @@ package snapshot
 import (
 	"strings"
 	"testing"
+
+	"cca-testbed/internal/timeout"
 )
 
 // TestSteps pins the commands a real guest is sent: the emulated backend
 // answers whatever Steps says, so only this test notices a changed flag.
 func TestSteps(t *testing.T) {
+	t.Setenv(timeout.Env, "")
 	want := []string{
 		"systemctl is-system-running --wait",
 		"udevadm settle --timeout=60",
@@ -63,4 +66,15 @@ func TestStepNamedUnknown(t *testing.T) {
 		}
 	}()
 	StepNamed("no-such-step")
+}
+
+// TestSettleScales: udevadm's own timeout follows the one timeout scale.
+func TestSettleScales(t *testing.T) {
+	t.Setenv(timeout.Env, "2.5")
+	if got := strings.Join(StepNamed(StepSettle).Argv, " "); got != "udevadm settle --timeout=150" {
+		t.Errorf("settle at scale 2.5: %q, want --timeout=150", got)
+	}
+	if _, ok := StepFor([]string{"udevadm", "settle", "--timeout=150"}); !ok {
+		t.Error("StepFor does not find the scaled settle step")
+	}
 }
