@@ -63,8 +63,9 @@ type Options struct {
 	Machine  string
 	Firmware string
 	// RunDir keeps each cell's run directory (console.log, cmdline.txt,
-	// reproduce.sh, ssh_config) under RunDir/<cell>; "" uses temporary
-	// directories removed on Close.
+	// reproduce.sh, ssh_config) under RunDir/<cell>, or <cell>.2 and on
+	// while a live instance (of any process) holds that one; "" uses
+	// temporary directories removed on Close.
 	RunDir string
 	// BootTimeout bounds QEMU start to a working SSH session; 0 means
 	// 3 minutes scaled by timeout.Scale (TCG boots take 7-10 s, more when two
@@ -322,15 +323,19 @@ func (b *Backend) makeRunDir(_ context.Context, i *Instance, in *bootInputs) err
 		i.cleanup.push(func() error { return os.RemoveAll(dir) })
 		return nil
 	}
-	i.dir = filepath.Join(b.opts.RunDir, i.cell.FileName())
+	// The directory is this instance's alone until Close (rundir.go): the
+	// same cell twice gets <cell>.2, never the first one's files.
+	dir, release, err := claimRunDir(b.opts.RunDir, i.cell.FileName())
+	if err != nil {
+		return fmt.Errorf("%s: run directory: %w", i.cell, err)
+	}
+	i.dir = dir
+	i.cleanup.push(release)
 	i.resumed = i.keepOverlay && readResume(i.dir) == in.resume
 	if !i.resumed {
-		if err := os.RemoveAll(i.dir); err != nil {
-			return err
+		if err := clearDir(i.dir); err != nil {
+			return fmt.Errorf("%s: clearing the earlier run from %s: %w", i.cell, i.dir, err)
 		}
-	}
-	if err := os.MkdirAll(i.dir, 0o700); err != nil {
-		return err
 	}
 	if i.resumed {
 		// Do not resume next time from a saved boot that just failed.

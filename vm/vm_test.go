@@ -337,3 +337,36 @@ func TestRunDirCleanup(t *testing.T) {
 		}
 	}
 }
+
+// TestSameCellTwice: two instances of one cell in flight with kept run
+// directories each get their own directory and both come through; before,
+// the second cleared the first's live directory (overlay, QMP socket).
+func TestSameCellTwice(t *testing.T) {
+	defer leftovers(t, tempDirs())
+	c := mustCell(t, "platform/plain")
+	root := t.TempDir()
+	b := newBackend(t, Options{RunDir: root})
+	results, err := matrix.Run(context.Background(), b, []cell.Cell{c, c}, matrix.Options{Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{}
+	for _, r := range results {
+		if r.Err != "" || r.Snapshot == nil {
+			t.Errorf("%s: %s", r.Name, r.Err)
+		}
+		if _, err := os.Stat(filepath.Join(r.Dir, qemu.ConsoleLog)); err != nil {
+			t.Errorf("%s: %v", r.Name, err)
+		}
+		dirs[r.Dir] = true
+	}
+	want := map[string]bool{filepath.Join(root, c.FileName()): true, filepath.Join(root, c.FileName()+".2"): true}
+	if len(dirs) != 2 || !dirs[filepath.Join(root, c.FileName())] || !dirs[filepath.Join(root, c.FileName()+".2")] {
+		t.Errorf("run directories %v, want %v", dirs, want)
+	}
+	for d := range dirs {
+		if InUse(d) {
+			t.Errorf("%s still held after Close", d)
+		}
+	}
+}
