@@ -75,7 +75,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	start := time.Now()
 	if err := b.prepare(ctx, []cell.Cell{c}); err != nil {
-		return err
+		return cellErr(c, err)
 	}
 	fmt.Fprintf(stdout, "bench what=prepare cell=%s wall=%s\n", c, time.Since(start).Round(time.Millisecond))
 	var toSSH, whole []time.Duration
@@ -83,15 +83,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		start := time.Now()
 		inst, err := b.Start(ctx, c)
 		if err != nil {
-			return err
+			return cellErr(c, err)
 		}
 		toSSH = append(toSSH, inst.(*vm.Instance).BootToSSH)
 		if _, err := matrix.Snapshot(ctx, inst); err != nil {
 			inst.Close()
-			return err
+			return cellErr(c, err)
 		}
 		if err := inst.Close(); err != nil {
-			return err
+			return cellErr(c, err)
 		}
 		whole = append(whole, time.Since(start))
 	}

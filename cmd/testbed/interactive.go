@@ -75,11 +75,11 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if err := b.prepare(ctx, []cell.Cell{c}); err != nil {
-		return err
+		return cellErr(c, err)
 	}
 	inst, err := b.Start(ctx, c)
 	if err != nil {
-		return err
+		return cellErr(c, err)
 	}
 	defer inst.Close()
 	li := inst.(*vm.Instance)
