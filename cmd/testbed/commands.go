@@ -185,7 +185,7 @@ func runMatrix(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// The destination is checked before any build or boot: a bad --out
 	// found after an hour of boots loses the hour.
 	if *out != "" {
-		if err := prepareOut(*out); err != nil {
+		if err := checkOut(*out); err != nil {
 			return err
 		}
 		bo.runDir = filepath.Join(*out, "cells")
@@ -253,28 +253,35 @@ func (f failing) Start(context.Context, cell.Cell) (matrix.Instance, error) {
 // reportFiles names the file of each report format in an --out directory.
 var reportFiles = map[string]string{"text": "report.txt", "json": "report.json", "junit": "report.xml", "markdown": "report.md", "html": "report.html"}
 
-// prepareOut makes sure dir can take a report before any work starts: it
-// is (or is now) a directory we can write, with its snapshots/ directory,
-// and no report file's name is taken by anything but a regular file.
-func prepareOut(dir string) error {
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+// checkOut makes sure dir can take a report before any work starts,
+// without making anything: it is a directory we can write (or one that
+// can be made in the nearest existing parent, which we can write), and no
+// report file's name is taken by anything but a regular file.
+func checkOut(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(filepath.Clean(dir))
+		for {
+			pst, err := os.Stat(parent)
+			if err == nil && !pst.IsDir() {
+				return usagef("--out %s: %s is not a directory", dir, parent)
+			}
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, os.ErrNotExist) || filepath.Dir(parent) == parent {
+				return usagef("--out %s: %v", dir, err)
+			}
+			parent = filepath.Dir(parent)
+		}
+		return probeWrite(dir, parent)
+	case err != nil:
+		return usagef("--out %s: %v", dir, err)
+	case !st.IsDir():
 		return usagef("--out %s: not a directory (name a directory for the report files)", dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return usagef("--out %s: %v", dir, err)
-	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		return usagef("--out %s: %v", dir, err)
-	}
-	snaps := filepath.Join(dir, "snapshots")
-	// snapshots/ takes the directory's permissions, whatever the umask.
-	if err := os.Mkdir(snaps, 0o700); err == nil {
-		err = os.Chmod(snaps, st.Mode().Perm())
-	} else if !errors.Is(err, os.ErrExist) {
-		return usagef("--out %s: %v", dir, err)
-	}
-	names := []string{snaps}
+	names := []string{filepath.Join(dir, "snapshots")}
 	for _, f := range report.Formats {
 		names = append(names, filepath.Join(dir, reportFiles[f]))
 	}
@@ -285,17 +292,23 @@ func prepareOut(dir string) error {
 			return usagef("--out %s: %v", dir, err)
 		case i == 0 && err == nil && !st.IsDir(), i > 0 && err == nil && !st.Mode().IsRegular():
 			return usagef("--out %s: %s is in the way of the report (a %s): move it or choose another --out", dir, name, kind(st.Mode()))
+		case i == 0 && err == nil:
+			if err := probeWrite(dir, name); err != nil {
+				return err
+			}
 		}
 	}
-	for _, d := range []string{dir, snaps} {
-		f, err := os.CreateTemp(d, ".probe-")
-		if err != nil {
-			return usagef("--out %s: cannot write there: %v", dir, err)
-		}
-		f.Close()
-		os.Remove(f.Name())
+	return probeWrite(dir, dir)
+}
+
+// probeWrite checks that a file can be made in d (for --out dir).
+func probeWrite(dir, d string) error {
+	f, err := os.CreateTemp(d, ".testbed-probe-")
+	if err != nil {
+		return usagef("--out %s: cannot write there: %v", dir, err)
 	}
-	return nil
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func kind(m os.FileMode) string {
@@ -316,14 +329,22 @@ func kind(m os.FileMode) string {
 // the error names every file that failed.
 func writeAll(rep *report.Report, dir string) error {
 	var errs errList
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("--out %s: %w", dir, err)
 	}
-	// Report files are for whoever may read the directory.
+	// Report files are for whoever may read the directory, whatever the
+	// umask; snapshots/ is made like the directory.
 	perm := st.Mode().Perm() &^ 0o111
 	snaps := filepath.Join(dir, "snapshots")
-	if err := os.MkdirAll(snaps, st.Mode().Perm()); err != nil {
+	if err := os.Mkdir(snaps, 0o700); err == nil {
+		if err := os.Chmod(snaps, st.Mode().Perm()); err != nil {
+			errs = append(errs, err)
+		}
+	} else if !errors.Is(err, os.ErrExist) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, removeStale(rep, dir)...)

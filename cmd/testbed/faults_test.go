@@ -131,6 +131,7 @@ func TestOutCheckedFirst(t *testing.T) {
 		out, want string
 	}{
 		{file, "--out " + file + ": not a directory"},
+		{filepath.Join(file, "sub"), "--out " + filepath.Join(file, "sub") + ": "},
 		{taken, filepath.Join(taken, "report.md") + " is in the way of the report (a directory)"},
 	} {
 		start := time.Now()
@@ -142,6 +143,14 @@ func TestOutCheckedFirst(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("--out %s: failed after %s, want at once", tt.out, d)
 		}
+	}
+	// A command line refused after --out was checked leaves no --out behind.
+	fresh := filepath.Join(dir, "new", "out")
+	if _, stderr, code := testbed(t, "matrix", "--out", fresh, "--firmware-profile", "rmm-9"); code != exitError {
+		t.Errorf("--firmware-profile rmm-9: exit %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("a refused run made its --out: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cache")); !os.IsNotExist(err) {
 		t.Errorf("the cache was opened before --out was checked: %v", err)
