@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"cca-testbed/internal/proc"
 	"cca-testbed/snapshot"
 )
 
@@ -101,17 +101,12 @@ func helperInputs(ctx context.Context, root string) (Inputs, error) {
 // goCmd runs the go command in root for linux/arm64 without cgo; stdout
 // goes to out when given.
 func goCmd(ctx context.Context, root string, out *bytes.Buffer, args ...string) error {
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), helperEnv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	c := proc.Cmd{Argv: append([]string{"go"}, args...), Dir: root, Env: append(os.Environ(), helperEnv...), Lines: 10}
 	if out != nil {
-		cmd.Stdout = out
+		c.Stdout = out
 	}
-	if err := cmd.Run(); err != nil {
-		msg := strings.Join(strings.Fields(stderr.String()), " ")
-		return fmt.Errorf("go %s: %w: %s", args[0], err, msg)
+	if err := proc.Run(ctx, c); err != nil {
+		return fmt.Errorf("go %s: %w", args[0], err)
 	}
 	return nil
 }

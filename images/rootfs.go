@@ -456,7 +456,7 @@ func (r *recipe) build(ctx context.Context, tmp string) error {
 		r.suite, tree, r.mirror)
 	start := time.Now()
 	if err := run(ctx, logf, "mmdebstrap", args...); err != nil {
-		return fmt.Errorf("%w: %s", err, lastLine(logf.Name()))
+		return err // with the log's last lines; the caller keeps the log
 	}
 	fmt.Fprintf(logf, "\n# mmdebstrap took %s\n", time.Since(start).Round(time.Second))
 
@@ -468,7 +468,7 @@ func (r *recipe) build(ctx context.Context, tmp string) error {
 	disk := filepath.Join(tmp, DiskName)
 	args = append(append([]string{}, mkfsArgs...), "-d", tree, disk, fmt.Sprintf("%dk", size>>10))
 	if err := run(ctx, logf, "mkfs.ext4", args...); err != nil {
-		return fmt.Errorf("%w: %s", err, lastLine(logf.Name()))
+		return err // with the log's last lines; the caller keeps the log
 	}
 	if err := os.Chmod(disk, 0o444); err != nil {
 		return err
@@ -572,12 +572,4 @@ func treeSize(root string) (int64, error) {
 		return 0, fmt.Errorf("measure %s: %w", root, err)
 	}
 	return n, nil
-}
-
-// lastLine is the last non-empty line of the build log: usually the
-// reason a tool gave up, short enough for a one-line error.
-func lastLine(logPath string) string {
-	b, _ := os.ReadFile(logPath)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }

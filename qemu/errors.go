@@ -3,6 +3,8 @@ package qemu
 import (
 	"errors"
 	"strings"
+
+	"cca-testbed/internal/proc"
 )
 
 // Sentinel errors; check them with errors.Is.
@@ -64,19 +66,13 @@ type InfraError struct {
 // Error is one line: the step, the cause and QEMU's last word on stderr.
 func (e *InfraError) Error() string {
 	msg := "qemu " + e.Op + ": " + e.Err.Error()
-	if last := lastLine(e.Stderr); last != "" {
+	if last := proc.LastLines(e.Stderr, 1); last != "" {
 		msg += ": " + last
 	}
 	return msg
 }
 
 func (e *InfraError) Unwrap() error { return e.Err }
-
-// lastLine is the last non-blank line of s.
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
 
 var (
 	_ error = (*BootError)(nil)

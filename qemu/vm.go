@@ -16,9 +16,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"cca-testbed/internal/proc"
 	"cca-testbed/internal/shell"
 	"cca-testbed/internal/timeout"
 )
@@ -86,16 +86,14 @@ type VM struct {
 	cfg  resolved
 	opts Options
 	log  *slog.Logger
-	cmd  *exec.Cmd
+	proc *proc.Process // QEMU; its output tail is QEMU's stderr and stdout
 	port int
 	mon  *monitor
-	errw *tailBuffer // QEMU's stderr and stdout
 	con  *Watcher
 	// tmpDir is set when Start made the run directory itself.
 	tmpDir bool
 
-	exited  chan struct{} // closed once QEMU is reaped
-	procErr error         // cmd.Wait's result; read after exited
+	exited  <-chan struct{} // closed once QEMU is reaped
 	exitCtx context.Context
 	done    chan struct{} // closed once reaped, console read, Err final
 
@@ -283,41 +281,29 @@ func launch(ctx context.Context, r resolved, opts Options, log *slog.Logger) (*V
 	}
 
 	v := &VM{
-		cfg:    r,
-		opts:   opts,
-		log:    log,
-		port:   port,
-		mon:    newMonitor(sock),
-		errw:   newTailBuffer(8 << 10),
-		con:    NewWatcher(opts.Patterns),
-		exited: make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:  r,
+		opts: opts,
+		log:  log,
+		port: port,
+		mon:  newMonitor(sock),
+		con:  NewWatcher(opts.Patterns),
+		done: make(chan struct{}),
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = r.Dir
-	cmd.Stdout = v.errw
-	cmd.Stderr = v.errw
 	// Own process group, so a terminal's Ctrl-C reaches us and not QEMU
-	// directly (we stop it in order) and SIGKILL can take the group;
-	// Pdeathsig so QEMU dies with the testbed. (Pdeathsig follows the
-	// thread that forked; Go does not retire threads that start
-	// processes, so in practice it is the process.)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// QEMU spawns no children that keep its pipes, but never let a stray
-	// one hold Wait.
-	cmd.WaitDelay = timeout.Scaled(time.Second)
-	if err := cmd.Start(); err != nil {
+	// directly (we stop it in order); it dies with the testbed. QEMU
+	// starts no processes, so proc.Start, which records its own pid.
+	p, err := proc.Start(proc.Cmd{Argv: argv, Dir: r.Dir})
+	if err != nil {
 		return nil, &InfraError{Op: "start", Err: err}
 	}
-	v.cmd = cmd
+	v.proc, v.exited = p, p.Done()
 	exitCtx, exitCancel := context.WithCancel(context.Background())
 	v.exitCtx = exitCtx
 	go func() {
-		v.procErr = cmd.Wait()
+		<-p.Done()
 		exitCancel()
-		close(v.exited)
 	}()
-	log.Debug("qemu launched", "pid", cmd.Process.Pid, "cmdline", shell.Join(argv...))
+	log.Debug("qemu launched", "pid", p.Pid(), "cmdline", shell.Join(argv...))
 
 	if err := v.waitQMP(ctx); err != nil {
 		v.kill()
@@ -354,9 +340,9 @@ func (v *VM) waitQMP(ctx context.Context) error {
 	for {
 		select {
 		case <-v.exited:
-			return &InfraError{Op: "start", Err: fmt.Errorf("%w before QMP answered (%s)", ErrExited, exitText(v.procErr)), Stderr: v.errw.String()}
+			return &InfraError{Op: "start", Err: fmt.Errorf("%w before QMP answered (%s)", ErrExited, exitText(v.proc.Err())), Stderr: v.proc.Output()}
 		case <-ctx.Done():
-			return &InfraError{Op: "qmp", Err: fmt.Errorf("no QMP handshake on %s (last error: %v): %w", v.mon.path, last, context.Cause(ctx)), Stderr: v.errw.String()}
+			return &InfraError{Op: "qmp", Err: fmt.Errorf("no QMP handshake on %s (last error: %v): %w", v.mon.path, last, context.Cause(ctx)), Stderr: v.proc.Output()}
 		default:
 		}
 		// A short per-try budget: a socket that exists but never
@@ -367,7 +353,7 @@ func (v *VM) waitQMP(ctx context.Context) error {
 		if err == nil {
 			switch st {
 			case "guest-panicked", "internal-error", "io-error", "shutdown":
-				return &InfraError{Op: "start", Err: fmt.Errorf("QEMU came up in state %q", st), Stderr: v.errw.String()}
+				return &InfraError{Op: "start", Err: fmt.Errorf("QEMU came up in state %q", st), Stderr: v.proc.Output()}
 			}
 			return nil
 		}
@@ -426,10 +412,10 @@ func (v *VM) supervise(ctx context.Context) {
 			}
 		}
 		if v.err == nil && !v.stopping.Load() {
-			v.err = &InfraError{Op: "run", Err: fmt.Errorf("%w (%s)", ErrExited, exitText(v.procErr)), Stderr: v.errw.String()}
+			v.err = &InfraError{Op: "run", Err: fmt.Errorf("%w (%s)", ErrExited, exitText(v.proc.Err())), Stderr: v.proc.Output()}
 		}
 		v.mu.Unlock()
-		v.log.Info("qemu exited", "status", exitText(v.procErr), "err", v.Err())
+		v.log.Info("qemu exited", "status", exitText(v.proc.Err()), "err", v.Err())
 		os.Remove(filepath.Join(v.cfg.Dir, QMPSocket))
 		if v.tmpDir && !v.opts.KeepDir {
 			os.RemoveAll(v.cfg.Dir)
@@ -455,18 +441,9 @@ func (v *VM) fail(err error) {
 	v.mu.Unlock()
 }
 
-// kill sends SIGKILL to QEMU's process group and to QEMU itself. The
-// group signal is skipped once QEMU is reaped (its pid may be reused);
-// the direct one goes through the pidfd and cannot hit a stranger.
-func (v *VM) kill() {
-	select {
-	case <-v.exited:
-		return
-	default:
-	}
-	syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
-	v.cmd.Process.Kill()
-}
+// kill sends SIGKILL to QEMU's process group and to QEMU itself (nothing
+// once it is reaped).
+func (v *VM) kill() { v.proc.Kill() }
 
 // Stop ends QEMU: QMP "quit", then SIGKILL to its process group when the
 // grace period (Options.StopGrace, or ctx's end if sooner) runs out. It
@@ -502,7 +479,7 @@ func (v *VM) halt(ctx context.Context) error {
 	v.log.Warn("qemu did not quit in time, killing it", "quit_error", qerr)
 	v.kill()
 	<-v.exited
-	return &InfraError{Op: "stop", Err: fmt.Errorf("QEMU ignored quit and was killed (quit: %v)", qerr), Stderr: v.errw.String()}
+	return &InfraError{Op: "stop", Err: fmt.Errorf("QEMU ignored quit and was killed (quit: %v)", qerr), Stderr: v.proc.Output()}
 }
 
 // Wait blocks until QEMU has exited and been reaped, and returns why it
@@ -527,7 +504,7 @@ func (v *VM) Err() error {
 }
 
 // Pid is QEMU's process id (also its process group id).
-func (v *VM) Pid() int { return v.cmd.Process.Pid }
+func (v *VM) Pid() int { return v.proc.Pid() }
 
 // SSHAddr is the loopback address forwarded to the guest's HostFwd port.
 func (v *VM) SSHAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(v.port)) }
@@ -546,7 +523,7 @@ func (v *VM) Console() string { return filepath.Join(v.cfg.Dir, ConsoleLog) }
 func (v *VM) ConsoleTail(n int) string { return v.con.Tail(n) }
 
 // Stderr is the tail of QEMU's own output.
-func (v *VM) Stderr() string { return v.errw.String() }
+func (v *VM) Stderr() string { return v.proc.Output() }
 
 // QMP runs a raw QMP command and returns its "return" value. Without a
 // deadline in ctx it gets Options.CommandTimeout; it also gives up as
@@ -554,7 +531,7 @@ func (v *VM) Stderr() string { return v.errw.String() }
 func (v *VM) QMP(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
 	select {
 	case <-v.exited:
-		return nil, &InfraError{Op: "qmp " + cmd, Err: fmt.Errorf("%w (%s)", ErrExited, exitText(v.procErr)), Stderr: v.errw.String()}
+		return nil, &InfraError{Op: "qmp " + cmd, Err: fmt.Errorf("%w (%s)", ErrExited, exitText(v.proc.Err())), Stderr: v.proc.Output()}
 	default:
 	}
 	ctx, cancel := withDefaultTimeout(ctx, v.opts.CommandTimeout)
@@ -565,10 +542,10 @@ func (v *VM) QMP(ctx context.Context, cmd string, args any) (json.RawMessage, er
 	if err != nil {
 		select {
 		case <-v.exited:
-			err = fmt.Errorf("%w (%s): %v", ErrExited, exitText(v.procErr), err)
+			err = fmt.Errorf("%w (%s): %v", ErrExited, exitText(v.proc.Err()), err)
 		default:
 		}
-		return nil, &InfraError{Op: "qmp " + cmd, Err: err, Stderr: v.errw.String()}
+		return nil, &InfraError{Op: "qmp " + cmd, Err: err, Stderr: v.proc.Output()}
 	}
 	return out, nil
 }
@@ -626,30 +603,3 @@ func (v *VM) SaveVM(ctx context.Context, tag string) error {
 	}
 	return nil
 }
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-var _ io.Writer = (*tailBuffer)(nil)

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"cca-testbed/internal/proc"
 )
 
 // ApplyError names the patch and the hunk that did not apply.
@@ -58,12 +60,9 @@ func Apply(ctx context.Context, dir string, p *Patch, total int, reverse bool) e
 	} else {
 		args = append(args, "--forward")
 	}
-	cmd := exec.CommandContext(ctx, "patch", args...)
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(p.Diff)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	err := proc.Run(ctx, proc.Cmd{Argv: append([]string{"patch"}, args...), Dir: dir,
+		Stdin: bytes.NewReader(p.Diff), Stdout: &out, Stderr: &out})
 	if err == nil {
 		return nil
 	}
@@ -72,7 +71,7 @@ func Apply(ctx context.Context, dir string, p *Patch, total int, reverse bool) e
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		return fmt.Errorf("patch: %w (is patch installed? scripts/setup-host)", err)
+		return fmt.Errorf("%w (is patch installed? scripts/setup-host)", err)
 	}
 	ae := explain(p, out.Bytes())
 	ae.Total, ae.Reverse = total, reverse
@@ -135,7 +134,7 @@ func explain(p *Patch, out []byte) *ApplyError {
 	}
 	e.Detail = strings.Join(detail, "; ")
 	if e.Detail == "" {
-		e.Detail = clip(lastLine(string(out)))
+		e.Detail = clip(proc.LastLines(string(out), 1))
 	}
 	return e
 }

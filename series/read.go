@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"strings"
 
 	"cca-testbed/internal/input"
+	"cca-testbed/internal/proc"
 )
 
 // RecipeFile is the optional file in a series directory that names the
@@ -254,25 +254,22 @@ func readGitRange(ctx context.Context, repo, rng string) (*Recipe, error) {
 	if strings.HasPrefix(rng, "-") {
 		return nil, fmt.Errorf("%w: range %q", ErrFormat, rng)
 	}
-	cmd := exec.CommandContext(ctx, "git", "-C", repo, "format-patch", "--stdout", "--no-signature", "--no-color", "--end-of-options", rng)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("git format-patch: %w (is git installed?)", err)
-	}
-	data, rerr := io.ReadAll(io.LimitReader(stdout, MaxTotal+1))
-	if len(data) > MaxTotal {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	// Past MaxTotal the output is refused: the bound stops git at once.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &bounded{max: MaxTotal, full: cancel}
+	err := proc.Run(ctx, proc.Cmd{Argv: []string{"git", "-C", repo, "format-patch", "--stdout", "--no-signature", "--no-color", "--end-of-options", rng},
+		Stdout: out, Lines: 1})
+	if out.over {
 		return nil, fmt.Errorf("%w: %s %s is larger than %d bytes of patches", ErrFormat, repo, rng, MaxTotal)
 	}
-	if err := errors.Join(rerr, cmd.Wait()); err != nil {
-		return nil, fmt.Errorf("git -C %s format-patch %s: %v: %s", repo, rng, err, lastLine(stderr.String()))
+	if errors.Is(err, exec.ErrNotFound) {
+		return nil, fmt.Errorf("git format-patch: %w (is git installed?)", err)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("git -C %s format-patch %s: %w", repo, rng, err)
+	}
+	data := out.b.Bytes()
 	ps, err := ParseMbox(data)
 	if err != nil {
 		return nil, err
@@ -285,12 +282,23 @@ func readGitRange(ctx context.Context, repo, rng string) (*Recipe, error) {
 	return finish(r)
 }
 
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
+// bounded keeps up to max bytes; past them it calls full and drops the rest.
+type bounded struct {
+	b    bytes.Buffer
+	max  int
+	over bool
+	full func()
+}
+
+func (w *bounded) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.max {
+		if !w.over {
+			w.over = true
+			w.full()
+		}
+		return len(p), nil
 	}
-	return s
+	return w.b.Write(p)
 }
 
 // finish fills provenance from the patches where nothing set it, and

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,11 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"cca-testbed/cell"
 	"cca-testbed/guest"
+	"cca-testbed/internal/proc"
 	"cca-testbed/vm"
 )
 
@@ -86,7 +84,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s := li.Session()
 	state := filepath.Join(li.Dir(), sessionFile)
 	pid := li.VM().Pid()
-	started, err := procStart(pid)
+	started, err := proc.StartTime(pid)
 	if err != nil {
 		return fmt.Errorf("%s: QEMU (pid %d): %w", c, pid, err)
 	}
@@ -179,33 +177,11 @@ func qemuAlive(s session) bool {
 	if s.Pid <= 0 {
 		return false
 	}
-	started, err := procStart(s.Pid)
+	started, err := proc.StartTime(s.Pid)
 	if err != nil {
 		return false
 	}
 	return s.Started == 0 || started == s.Started
-}
-
-// procStart reads a live process's start time from /proc/PID/stat (field
-// 22, in clock ticks since boot); a zombie counts as ended.
-func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, the state
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, fmt.Errorf("process %d has exited", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
 }
 
 func readSession(file string) (session, error) {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"cca-testbed/images"
+	"cca-testbed/internal/proc"
 	"cca-testbed/internal/timeout"
 )
 
@@ -60,7 +61,7 @@ func Build(ctx context.Context, c *images.Cache) (string, error) {
 			return "", err
 		}
 	}
-	out, err := exec.CommandContext(ctx, CrossCompile+"gcc", "--version").Output()
+	out, err := proc.Output(ctx, proc.Cmd{Argv: []string{CrossCompile + "gcc", "--version"}})
 	if err != nil {
 		return "", fmt.Errorf("%w: %sgcc --version: %v; run scripts/setup-host", ErrToolchain, CrossCompile, err)
 	}
@@ -99,26 +100,17 @@ func build(ctx context.Context, tmp string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout.Scaled(5*time.Minute))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-C", src, "O="+tmp, "CROSS_COMPILE="+CrossCompile)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Run(); err != nil {
+	err = proc.Run(ctx, proc.Cmd{Argv: []string{"make", "-C", src, "O=" + tmp, "CROSS_COMPILE=" + CrossCompile},
+		Env: append(os.Environ(), "LC_ALL=C"), Stdout: &log, Stderr: &log, Lines: 10})
+	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return fmt.Errorf("%w: make: %v", ErrToolchain, err)
+			return fmt.Errorf("%w: %v", ErrToolchain, err)
 		}
-		return fmt.Errorf("%w: %v: %s", ErrBuild, err, lastLines(log.String(), 10))
+		return fmt.Errorf("%w: %v", ErrBuild, err)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "build.log"), log.Bytes(), 0o644); err != nil {
 		return err
 	}
 	return os.RemoveAll(src)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

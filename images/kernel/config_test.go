@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -346,24 +345,6 @@ func TestBuildEnv(t *testing.T) {
 	}
 }
 
-func TestLastLines(t *testing.T) {
-	var tb tailBuffer
-	for i := 0; i < 3*tailMax/10; i++ {
-		tb.Write([]byte("123456789\n"))
-	}
-	tb.Write([]byte("error: boom\n"))
-	if len(tb.Bytes()) > tailMax {
-		t.Errorf("tail holds %d bytes, max %d", len(tb.Bytes()), tailMax)
-	}
-	got := lastLines(tb.Bytes(), 2)
-	if got != "123456789\nerror: boom" {
-		t.Errorf("lastLines = %q", got)
-	}
-	if !bytes.HasSuffix(tb.Bytes(), []byte("error: boom\n")) {
-		t.Error("tail lost the last write")
-	}
-}
-
 func TestErrorLines(t *testing.T) {
 	var e errorLines
 	log := "  CC      a.o\nfoo.c:3:1: error: expected ';'\n  CC      b.o\nmake[2]: *** [x] Error 1\n" +
@@ -372,7 +353,7 @@ func TestErrorLines(t *testing.T) {
 	for i := 0; i < len(log); i += 7 {
 		e.Write([]byte(log[i:min(i+7, len(log))]))
 	}
-	want := "errors:\nfoo.c:3:1: error: expected ';'\nERROR: modpost: \"tsm_register\" [cca_host_tsm.ko] undefined!\n"
+	want := "; errors: foo.c:3:1: error: expected ';' | ERROR: modpost: \"tsm_register\" [cca_host_tsm.ko] undefined!"
 	if got := e.summary(); got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}

@@ -26,7 +26,7 @@ package kernel
 
 import (
 	"bytes"
-	"cca-testbed/internal/timeout"
+	"cca-testbed/internal/proc"
 	"context"
 	"errors"
 	"fmt"
@@ -34,14 +34,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"cca-testbed/cell"
@@ -283,7 +281,7 @@ func newBuilder(ctx context.Context, opts Options) (*builder, *images.Cache, err
 }
 
 func (b *builder) compilerVersion(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, b.cross+"gcc", "--version").Output()
+	out, err := proc.Output(ctx, proc.Cmd{Argv: []string{b.cross + "gcc", "--version"}})
 	if err != nil {
 		return "", fmt.Errorf("%w: %sgcc --version: %v; run scripts/setup-host (it installs gcc-aarch64-linux-gnu)", ErrNoSource, b.cross, err)
 	}
@@ -444,8 +442,8 @@ func (b *builder) tree(ctx context.Context, in *inputs) (string, error) {
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", err
 	}
-	if out, err := exec.CommandContext(ctx, "cp", "-al", b.source, tmp).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%w: link-copy %s: %v: %s", ErrBuild, b.source, err, bytes.TrimSpace(out))
+	if err := linkCopy(ctx, b.source, tmp); err != nil {
+		return "", err
 	}
 	names := make([]string, 0, len(in.patches))
 	for n := range in.patches {
@@ -458,11 +456,10 @@ func (b *builder) tree(ctx context.Context, in *inputs) (string, error) {
 				return "", err
 			}
 		}
-		cmd := exec.CommandContext(ctx, "patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch")
-		cmd.Dir = tmp
-		cmd.Stdin = bytes.NewReader(in.patches[n])
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%w: patch %s does not apply to %s: %v: %s", ErrBuild, n, b.source, err, lastLines(out, 20))
+		err := proc.Run(ctx, proc.Cmd{Argv: []string{"patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch"},
+			Dir: tmp, Stdin: bytes.NewReader(in.patches[n]), Lines: 5})
+		if err != nil {
+			return "", fmt.Errorf("%w: patch %s does not apply to %s: %w", ErrBuild, n, b.source, err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".cca-testbed-patched"), []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
@@ -558,29 +555,26 @@ func (m *maker) run(ctx context.Context, args ...string) error {
 }
 
 // runTo runs make with args; stdout goes to stdout when given, else to the
-// log, stderr always to the log. A failure carries the log's last lines.
+// log, stderr always to the log. make and its compilers run as one
+// process group through proc: they die with the testbed (parent-death
+// signal for the whole group), so a killed run never leaves make writing
+// into the shared build directory beside the next; a cancelled one gets
+// SIGTERM (make deletes its half-written targets), SIGKILL after 10 s. A
+// failure names the first compiler errors and the log's last lines.
 func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
-	full := append([]string{"-C", m.tree, "O=" + m.obj, "ARCH=arm64", "CROSS_COMPILE=" + m.cross}, args...)
-	fmt.Fprintf(m.log, "+ make %s\n", strings.Join(full, " "))
-	var tail tailBuffer
+	full := append([]string{"make", "-C", m.tree, "O=" + m.obj, "ARCH=arm64", "CROSS_COMPILE=" + m.cross}, args...)
+	fmt.Fprintf(m.log, "+ %s\n", strings.Join(full, " "))
 	var errs errorLines
-	cmd := exec.CommandContext(ctx, "make", full...)
-	cmd.Env = buildEnv(os.Environ())
-	cmd.Stderr = io.MultiWriter(m.log, &tail, &errs)
-	cmd.Stdout = io.MultiWriter(m.log, &tail, &errs)
+	c := proc.Cmd{Argv: full, Env: buildEnv(os.Environ()), Lines: 5,
+		Stdout: io.MultiWriter(m.log, &errs), Stderr: io.MultiWriter(m.log, &errs)}
 	if stdout != nil {
-		cmd.Stdout = stdout
+		c.Stdout = stdout
 	}
-	// make's compilers are its children: stop the whole process group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = timeout.Scaled(10 * time.Second)
-	if err := cmd.Run(); err != nil {
+	if err := proc.Run(ctx, c); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("make %s: %w", strings.Join(args, " "), ctx.Err())
 		}
-		return fmt.Errorf("%w: make %s: %v (full log: %s); %slast lines:\n%s",
-			ErrBuild, strings.Join(args, " "), err, m.logPath, errs.summary(), lastLines(tail.Bytes(), 20))
+		return fmt.Errorf("%w: make %s: %w%s (full log: %s)", ErrBuild, strings.Join(args, " "), err, errs.summary(), m.logPath)
 	}
 	return nil
 }
@@ -632,13 +626,19 @@ func makeExt4(ctx context.Context, dir, out string, log io.Writer) error {
 		return err
 	}
 	mib := size/(1<<20)*2 + 8
-	cmd := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-L", "modules", "-d", dir,
-		"-E", "root_owner=0:0", out, strconv.FormatInt(mib, 10)+"M")
-	var tail tailBuffer
-	cmd.Stdout = log
-	cmd.Stderr = io.MultiWriter(log, &tail)
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w: mkfs.ext4 -d %s: %v (e2fsprogs from scripts/setup-host): %s", ErrBuild, dir, err, lastLines(tail.Bytes(), 5))
+	err = proc.Run(ctx, proc.Cmd{Argv: []string{"mkfs.ext4", "-q", "-F", "-L", "modules", "-d", dir,
+		"-E", "root_owner=0:0", out, strconv.FormatInt(mib, 10) + "M"}, Stdout: log, Stderr: log, Lines: 5})
+	if err != nil {
+		return fmt.Errorf("%w: mkfs.ext4 -d %s (e2fsprogs from scripts/setup-host): %w", ErrBuild, dir, err)
+	}
+	return nil
+}
+
+// linkCopy makes dst a hard-linked copy of src (cp -al): cheap, and the
+// files stay shared until a patch breaks their links.
+func linkCopy(ctx context.Context, src, dst string) error {
+	if err := proc.Run(ctx, proc.Cmd{Argv: []string{"cp", "-al", src, dst}}); err != nil {
+		return fmt.Errorf("%w: link-copy %s: %w", ErrBuild, src, err)
 	}
 	return nil
 }
@@ -659,21 +659,6 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
-
-// tailBuffer keeps the last 64 KiB written to it.
-type tailBuffer struct{ b []byte }
-
-const tailMax = 64 << 10
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) Bytes() []byte { return t.b }
 
 // errorLines keeps the first lines that look like a compiler, linker or
 // modpost error: with parallel jobs they are often long scrolled out of
@@ -698,7 +683,7 @@ func (e *errorLines) Write(p []byte) (int, error) {
 			e.lines = append(e.lines, strings.TrimSpace(line))
 		}
 	}
-	if len(e.partial) > tailMax { // a runaway line: keep memory bounded
+	if len(e.partial) > 64<<10 { // a runaway line: keep memory bounded
 		e.partial = e.partial[:0]
 	}
 	return len(p), nil
@@ -713,19 +698,10 @@ func isErrorLine(l string) bool {
 	return false
 }
 
-// summary is "errors:\n<lines>\n", or "" when none were seen.
+// summary is "; errors: <line> | <line>", or "" when none were seen.
 func (e *errorLines) summary() string {
 	if len(e.lines) == 0 {
 		return ""
 	}
-	return "errors:\n" + strings.Join(e.lines, "\n") + "\n"
-}
-
-// lastLines returns the last n lines of out.
-func lastLines(out []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return "; errors: " + strings.Join(e.lines, " | ")
 }

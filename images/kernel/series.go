@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"cca-testbed/images"
 	"cca-testbed/internal/flock"
+	"cca-testbed/internal/proc"
 	kernelconfigs "cca-testbed/kernel-configs"
 	"cca-testbed/series"
 )
@@ -139,11 +139,11 @@ func treeIdentity(ctx context.Context, dir string) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	out, err := exec.CommandContext(ctx, "git", "-C", abs, "rev-parse", "--verify", "HEAD^{commit}").Output()
+	out, err := proc.Output(ctx, proc.Cmd{Argv: []string{"git", "-C", abs, "rev-parse", "--verify", "HEAD^{commit}"}, Lines: 1})
 	if err != nil {
 		return "", "", fmt.Errorf("base tree %s: not a git tree (%v): a base must be a git checkout, so that its commit names what was built", abs, err)
 	}
-	status, err := exec.CommandContext(ctx, "git", "-C", abs, "status", "--porcelain", "--untracked-files=no").Output()
+	status, err := proc.Output(ctx, proc.Cmd{Argv: []string{"git", "-C", abs, "status", "--porcelain", "--untracked-files=no"}, Lines: 1})
 	if err != nil {
 		return "", "", fmt.Errorf("base tree %s: git status: %w", abs, err)
 	}
@@ -326,8 +326,8 @@ func (s *stack) fresh(ctx context.Context, base, baseID string) (*stackState, er
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, "cp", "-al", base, tmp).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%w: link-copy %s: %v: %s", ErrBuild, base, err, bytes.TrimSpace(out))
+	if err := linkCopy(ctx, base, tmp); err != nil {
+		return nil, err
 	}
 	if err := os.RemoveAll(filepath.Join(tmp, ".git")); err != nil {
 		return nil, err
