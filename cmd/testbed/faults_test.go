@@ -422,3 +422,12 @@ func TestBootAlreadyUp(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestHelpAfterDashDash: --help after "--" belongs to the guest command,
+// not to testbed ssh.
+func TestHelpAfterDashDash(t *testing.T) {
+	out, stderr, code := testbed(t, "ssh", "faux/realm", "--cache", t.TempDir(), "--", "ls", "--help")
+	if code != exitError || strings.Contains(out, "usage: testbed") || !strings.Contains(stderr, "faux/realm is not running") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
