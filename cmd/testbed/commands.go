@@ -579,6 +579,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var snaps [2]*snapshot.Snapshot
 	var b *backend
+	cells := 0
 	for i, arg := range fs.Args() {
 		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 			s, err := readSnapshot(arg)
@@ -592,6 +593,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return usagef("diff: %q is neither a snapshot file nor a cell: %v", arg, err)
 		}
+		cells++
 		if b == nil {
 			if b, err = bo.backend(ctx, stderr); err != nil {
 				return err
@@ -599,6 +601,14 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		if snaps[i], err = takeSnapshot(ctx, b, c); err != nil {
 			return err
+		}
+	}
+	if cells == 0 {
+		// Two files: nothing is brought up, so a backend flag would go unread.
+		for _, f := range append([]string{"backend", "firmware-profile", "v"}, qemuOnly...) {
+			if bo.set(f) {
+				return usagef("diff: --%s: both arguments are snapshot files; backend flags apply to cells only", f)
+			}
 		}
 	}
 	return snapshot.WriteDiff(stdout, fs.Arg(0), fs.Arg(1), snapshot.Diff(snaps[0], snaps[1]))

@@ -431,3 +431,22 @@ func TestHelpAfterDashDash(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }
+
+// TestDiffFilesTakeNoBackend: diffing two files brings nothing up, so a
+// backend flag there is refused rather than dropped.
+func TestDiffFilesTakeNoBackend(t *testing.T) {
+	out, stderr, code := testbed(t, "snapshot", "faux/realm")
+	if code != exitOK {
+		t.Fatalf("exit %d %s", code, stderr)
+	}
+	f := filepath.Join(t.TempDir(), "a.snap")
+	if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := testbed(t, "diff", f, f, "--backend", "qemu"); code != exitError || !strings.Contains(stderr, "diff: --backend: both arguments are snapshot files") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if _, stderr, code := testbed(t, "diff", f, "faux/realm", "--firmware-profile", "realm"); code != exitOK {
+		t.Errorf("a file and a cell: exit %d, stderr %q", code, stderr)
+	}
+}
