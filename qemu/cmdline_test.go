@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,6 +170,53 @@ func TestEnsurePanic(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestReproduceRecreatesOverlay: reproduce.sh is whole as qemu writes it:
+// a run removes its overlay, so the script makes it again over the
+// Backing image (with the real qemu-img) before it starts QEMU.
+func TestReproduceRecreatesOverlay(t *testing.T) {
+	r, err := resolve(Config{Kernel: "/cache/Image", Append: "console=ttyAMA0 root=/dev/vda", Dir: "/run/vm1",
+		Disks: []Disk{{Path: "/run/vm1/root.qcow2", Format: "qcow2", Backing: "/cache/rootfs/root.img"}, {Path: "/cache/modules.img", ReadOnly: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reproduce-overlay.sh", reproduceScript(r, 40022))
+
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Fatalf("qemu-img: %v (scripts/setup-host installs qemu-utils)", err)
+	}
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base image.raw")
+	if err := os.WriteFile(base, make([]byte, 1<<20), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(dir, "run", "root.qcow2")
+	if err := os.Mkdir(filepath.Dir(overlay), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// QEMU itself is /bin/true here: the test is the lines before it.
+	r, err = resolve(Config{Binary: "/bin/true", Kernel: "/cache/Image", Dir: filepath.Dir(overlay),
+		Disks: []Disk{{Path: overlay, Format: "qcow2", Backing: base}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, Reproduce)
+	if err := os.WriteFile(script, []byte(reproduceScript(r, 40022)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second run finds the overlay and keeps it
+		if out, err := exec.Command(script).CombinedOutput(); err != nil {
+			t.Fatalf("run %d: %s: %v: %s", i, script, err, out)
+		}
+		out, err := exec.Command("qemu-img", "info", "--output=json", overlay).Output()
+		if err != nil {
+			t.Fatalf("run %d: no overlay made: %v", i, err)
+		}
+		if !strings.Contains(string(out), `"backing-filename": "`+base+`"`) || !strings.Contains(string(out), `"format": "qcow2"`) {
+			t.Errorf("run %d: overlay is not a qcow2 over %s: %s", i, base, out)
+		}
 	}
 }
 

@@ -118,6 +118,10 @@ type Disk struct {
 	// whose content says otherwise, so a qcow2 is never booted as raw.
 	Format   string
 	ReadOnly bool
+	// Backing, for a qcow2 overlay, is the raw image it is over. Nothing
+	// reads it at boot (the overlay names it); reproduce.sh recreates the
+	// overlay from it when the overlay is gone, as a run removes its own.
+	Backing string
 }
 
 // Config describes one VM. The zero value of every field but Kernel is
@@ -400,7 +404,8 @@ func EnsurePanic(cmdline string) string {
 
 // reproduceScript is reproduce.sh: the same VM with the serial console and
 // monitor on the terminal, SSH on $PORT, and no QMP socket (so it can run
-// beside the original).
+// beside the original); an overlay that is gone is made again over its
+// Backing image first.
 func reproduceScript(r resolved, port int) string {
 	const placeholder = "@@PORT@@"
 	argv := r.argv(consoleStdio, placeholder)
@@ -410,6 +415,12 @@ func reproduceScript(r resolved, port int) string {
 	b.WriteString("# (Ctrl-A x quits, Ctrl-A c toggles the QEMU monitor), SSH forwarded\n")
 	fmt.Fprintf(&b, "# from 127.0.0.1:$PORT to guest port %d. Written by the cca-testbed qemu package.\n", r.HostFwd)
 	fmt.Fprintf(&b, "PORT=${PORT:-%d}\n", port)
+	for _, d := range r.Disks {
+		if d.Backing != "" {
+			fmt.Fprintf(&b, "[ -e %s ] || qemu-img create -q -f qcow2 -F raw -b %s %s || exit 1\n",
+				shell.Word(d.Path), shell.Word(d.Backing), shell.Word(d.Path))
+		}
+	}
 	b.WriteString("exec")
 	for _, s := range argv {
 		b.WriteString(" ")

@@ -196,6 +196,7 @@ func absPaths(cfg *Config) error {
 	disks := append([]Disk(nil), cfg.Disks...)
 	for i := range disks {
 		abs(&disks[i].Path)
+		abs(&disks[i].Backing)
 	}
 	cfg.Disks = disks
 	if err != nil {

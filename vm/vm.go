@@ -30,7 +30,6 @@ import (
 	"cca-testbed/guest"
 	"cca-testbed/images"
 	"cca-testbed/images/kernel"
-	"cca-testbed/internal/shell"
 	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
@@ -385,7 +384,7 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 		Kernel:   in.kernel.Image,
 		Append:   in.cmdline,
 		Disks: []qemu.Disk{
-			{Path: i.overlay, Format: "qcow2"},
+			{Path: i.overlay, Format: "qcow2", Backing: i.base},
 			{Path: in.kernel.ModulesDisk, Format: "raw", ReadOnly: true},
 		},
 		Dir:    i.dir,
@@ -403,7 +402,7 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 		}
 		return nil
 	})
-	return i.finishReproduce()
+	return nil
 }
 
 // dial waits, within the boot deadline, for an SSH session with the pinned
@@ -542,20 +541,6 @@ func (i *Instance) bootError(err error) error {
 	}
 	tail := strings.TrimSpace(i.vm.ConsoleTail(5))
 	return fmt.Errorf("%s: no SSH: %w; console ends: %s%s", i.cell, err, strings.ReplaceAll(tail, "\n", " | "), where)
-}
-
-// finishReproduce makes reproduce.sh self-contained: the overlay it boots
-// is removed with the run, so the script recreates it from the base image.
-func (i *Instance) finishReproduce() error {
-	p := filepath.Join(i.dir, qemu.Reproduce)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	head, rest, _ := strings.Cut(string(b), "\n")
-	recreate := fmt.Sprintf("[ -e %s ] || qemu-img create -q -f qcow2 -F raw -b %s %s || exit 1\n",
-		shell.Word(i.overlay), shell.Word(i.base), shell.Word(i.overlay))
-	return os.WriteFile(p, []byte(head+"\n"+recreate+rest), 0o700)
 }
 
 // HostAlias is the cell's name in the written ssh_config ("faux_realm",

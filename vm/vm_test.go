@@ -281,6 +281,11 @@ func TestResume(t *testing.T) {
 	defer again.Close()
 	resumed := again.(*Instance).BootToSSH
 	t.Logf("boot to SSH %s, resumed %s", fresh, resumed)
+	// reproduce.sh, as qemu wrote it, makes the overlay again when it is gone.
+	rep, err := os.ReadFile(filepath.Join(again.(*Instance).dir, qemu.Reproduce))
+	if n := strings.Count(string(rep), "|| qemu-img create -q -f qcow2 -F raw -b "); err != nil || n != 1 {
+		t.Errorf("reproduce.sh: %v; %d lines recreating the overlay, want 1:\n%s", err, n, rep)
+	}
 	if resumed >= fresh {
 		t.Errorf("resume took %s, a fresh boot %s: the saved boot was not used", resumed, fresh)
 	}
