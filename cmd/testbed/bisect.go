@@ -37,6 +37,9 @@ func runBisect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := bo.onlyQemu("bisect"); err != nil {
 		return err
 	}
+	if err := bo.check(); err != nil {
+		return err
+	}
 	if *field != "" && *check != "" {
 		return usagef("bisect: watch a --field or a --check, not both")
 	}

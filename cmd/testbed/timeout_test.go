@@ -39,6 +39,9 @@ func TestTimeoutScaleRefused(t *testing.T) {
 		{"zero flag", "", []string{"boot", "faux/realm", "--timeout-scale", "0"}, `--timeout-scale "0"`},
 		{"huge flag", "", []string{"ssh", "faux/realm", "--timeout-scale", "1e9"}, "outside 0.01 to 1000"},
 		{"flag on emulated", "", []string{"matrix", "--timeout-scale", "2"}, "--timeout-scale: the emulated backend boots nothing"},
+		{"flag on bisect", "", []string{"bisect", "series-dir", "--timeout-scale", "0"}, `--timeout-scale "0"`},
+		{"variable on bisect", "-3", []string{"bisect", "series-dir"}, `CCA_TESTBED_TIMEOUT_SCALE="-3"`},
+		{"negative boot-timeout on bisect", "", []string{"bisect", "series-dir", "--boot-timeout", "-1s"}, "--boot-timeout -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
