@@ -537,6 +537,10 @@ func (i *Instance) bootError(err error) error {
 		where = " (console log: " + filepath.Join(i.dir, qemu.ConsoleLog) + ")"
 	}
 	if verr := i.vm.Err(); verr != nil {
+		var be *qemu.BootError
+		if errors.As(verr, &be) { // it says "boot failed" itself
+			return fmt.Errorf("%s: %w%s", i.cell, verr, where)
+		}
 		return fmt.Errorf("%s: boot failed: %w%s", i.cell, verr, where)
 	}
 	tail := strings.TrimSpace(i.vm.ConsoleTail(5))

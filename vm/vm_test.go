@@ -132,6 +132,9 @@ func TestFaults(t *testing.T) {
 		if !errors.As(err, &be) || !strings.Contains(err.Error(), "panic") {
 			t.Fatalf("err = %v, want a BootError naming the panic", err)
 		}
+		if strings.Count(err.Error(), "boot failed") != 1 {
+			t.Errorf("err = %v: say \"boot failed\" once", err)
+		}
 		if cl := matrix.ClassOf(err); cl != matrix.ClassBoot {
 			t.Errorf("class %q, want %q: a panic is a finding", cl, matrix.ClassBoot)
 		}
