@@ -235,42 +235,6 @@ func (r *realmState) tokenContinue(ipa, offset, size uint64) [4]uint64 {
 	return [4]uint64{RSISuccess, uint64(n)}
 }
 
-// buildToken encodes what the model attests to. Its shape follows the CCA
-// attestation token (Arm DEN0137 A7): a CBOR tag-399 collection holding
-// the platform token under 44234 and the realm token under 44241, the
-// realm token carrying the profile, challenge, personalization value, hash
-// algorithm, RIM and the four REMs under their claim keys. It is NOT a
-// valid CCA token: the realm token is the bare claims map where a real one
-// is a signed COSE_Sign1, there is no realm public key, and the platform
-// token is empty. Any verifier rejects it, which is right: nothing vouches
-// for a model. It exists so the guest's token path (INIT, a CONTINUE loop,
-// configfs-tsm's outblob) has deterministic bytes to carry.
-func (r *realmState) buildToken(challenge [64]byte) []byte {
-	realm := cborHead(nil, cborMap, 6)
-	realm = cborHead(realm, cborUint, claimChallenge)
-	realm = cborBstr(realm, challenge[:])
-	realm = cborHead(realm, cborUint, claimProfile)
-	realm = cborTstr(realm, RealmProfile)
-	realm = cborHead(realm, cborUint, claimPersonalization)
-	realm = cborBstr(realm, r.cfg.RPV[:])
-	realm = cborHead(realm, cborUint, claimHashAlgo)
-	realm = cborTstr(realm, r.cfg.HashAlgo.String())
-	realm = cborHead(realm, cborUint, claimRIM)
-	realm = cborBstr(realm, r.meas[RIMIndex])
-	realm = cborHead(realm, cborUint, claimREMs)
-	realm = cborHead(realm, cborArray, NumMeasurements-1)
-	for _, rem := range r.meas[1:] {
-		realm = cborBstr(realm, rem)
-	}
-
-	tok := cborHead(nil, cborTag, tokenTagCollection)
-	tok = cborHead(tok, cborMap, 2)
-	tok = cborHead(tok, cborUint, claimPlatformToken)
-	tok = cborBstr(tok, nil)
-	tok = cborHead(tok, cborUint, claimRealmToken)
-	return cborBstr(tok, realm)
-}
-
 // Bytes lays the config out as the RsiRealmConfig granule: ipa_width at
 // 0x0 and hash_algo at 0x8 (little-endian), rpv at 0x200, the rest zero.
 func (c RealmConfig) Bytes() []byte {

@@ -121,20 +121,21 @@ func NewTable(p rmi.Profile) (*Table, error) {
 }
 
 // setToken finds where the challenge and the REMs sit in the model's
-// token by asking the model for tokens that differ in exactly one of
-// them.
+// token: the model signs its realm claims with those fields zeroed
+// (rmi/token.go), so the firmware can write them into this template and
+// hand out exactly the model's token.
 func (t *Table) setToken(p rmi.Profile) error {
-	var zero, ones [64]byte
-	for i := range ones {
-		ones[i] = 0xff
+	var zero, mark [64]byte
+	for i := range mark {
+		mark[i] = byte(0xC0 ^ i)
 	}
 	a, err := rmi.New(p).Token(zero)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrTable, err)
 	}
-	b, _ := rmi.New(p).Token(ones)
-	off, n, ok := diffRange(a, b)
-	if !ok || n > 64 {
+	b, _ := rmi.New(p).Token(mark)
+	off := bytes.Index(b, mark[:])
+	if off < 0 || len(a) != len(b) || !bytes.Equal(a[:off], b[:off]) || !bytes.Equal(a[off+64:], b[off+64:]) {
 		return fmt.Errorf("%w: the model's token does not carry the challenge as one 64-byte field", ErrTable)
 	}
 	t.Token, t.ChallengeOff = a, uint32(off)
@@ -145,38 +146,17 @@ func (t *Table) setToken(p rmi.Profile) error {
 			return fmt.Errorf("%w: the model refused to extend REM %d", ErrTable, i)
 		}
 		c, _ := m.Token(zero)
-		if _, _, ok := diffRange(a, c); !ok {
-			continue // this REM is not in the token
-		}
 		rem, _ := m.Measurement(i + 1)
 		found := bytes.Index(c, rem)
-		if found < 0 || len(rem) != size {
-			return fmt.Errorf("%w: REM %d's value is not one %d-byte field of the model's token", ErrTable, i, size)
+		if found < 0 {
+			continue // this REM is not in the token
+		}
+		if len(rem) != size || len(c) != len(a) || !bytes.Equal(c[:found], a[:found]) || !bytes.Equal(c[found+size:], a[found+size:]) {
+			return fmt.Errorf("%w: REM %d is not one %d-byte field of the model's token", ErrTable, i, size)
 		}
 		t.REMOffs[i] = uint32(found)
 	}
 	return nil
-}
-
-// diffRange returns the first differing offset of two equal-length slices
-// and the length up to the last difference.
-func diffRange(a, b []byte) (off, n int, ok bool) {
-	if len(a) != len(b) {
-		return 0, 0, false
-	}
-	first, last := -1, -1
-	for i := range a {
-		if a[i] != b[i] {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
-	}
-	if first < 0 {
-		return 0, 0, false
-	}
-	return first, last - first + 1, true
 }
 
 // Bytes lays the table out for the firmware.
