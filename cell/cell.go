@@ -28,6 +28,9 @@ const (
 	SMCCCBus         Variant = "smccc-bus"
 	Virtual          Variant = "virtual"
 	ModuleFaux       Variant = "module-faux"
+	// Stock is Debian's linux-source-7.3 with no project patches or
+	// glue: upstream rsi.c and arm_cca_guest, as a distro would ship them.
+	Stock Variant = "stock"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -52,6 +55,7 @@ var Variants = []VariantInfo{
 	{SMCCCBus, "v6/v7: dedicated arm_smccc bus with modalias, /sys/firmware/cca/realm_guest, no arm-cca-dev"},
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
+	{Stock, "Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side"},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -16,6 +16,8 @@ const (
 	guestModule = "cca_guest_tsm"
 	fauxModule  = "cca_faux"
 	reportMod   = "tsm_report"
+	// ccaGuest is upstream's realm guest driver (drivers/virt/coco/arm-cca-guest).
+	ccaGuest = "arm_cca_guest"
 	fauxDriver  = "faux_driver"
 )
 
@@ -41,6 +43,10 @@ type kernelSpec struct {
 	// glue is the built-in registration code: the devices it adds once
 	// the firmware answered d.
 	glue func(c *core, b buses, d rmi.Decisions)
+	// upstream: Debian's 7.3 as it is: no glue module, no TSM core or
+	// auxiliary bus (only our glue selects them), and upstream's
+	// arm_cca_guest, autoloaded by rsi.c's arm-cca-dev.
+	upstream bool
 }
 
 // idEntry is a one-entry id table: the bus and the id matched on it.
@@ -144,6 +150,16 @@ var kernels = map[cell.Variant]kernelSpec{
 		fauxModule: true,
 		glue:       func(*core, buses, rmi.Decisions) {}, // the module makes its devices
 	},
+	cell.Stock: {
+		upstream: true,
+		// arch/arm64/kernel/rsi.c: arm-cca-dev when is_realm_world(),
+		// i.e. RSI_VERSION succeeded over SMC. 7.3 has no host side.
+		glue: func(c *core, b buses, d rmi.Decisions) {
+			if d.RSI {
+				c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
+			}
+		},
+	},
 }
 
 // modules is the kernel's modules.alias and modules.dep, as file2alias
@@ -163,6 +179,12 @@ func (k kernelSpec) modules() *kmod.Index {
 		alias(fauxFeatureAlias, fauxModule)
 		x.Deps[fauxModule] = []string{reportMod}
 	}
+	if k.upstream {
+		// Upstream's platform_device_id table, kept "so userspace can
+		// autoload this module when RSI is available".
+		alias("platform:arm-cca-dev", ccaGuest)
+		x.Deps[ccaGuest] = []string{reportMod}
+	}
 	return x
 }
 
@@ -181,17 +203,21 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			modalias: func(d *device) string { return "platform:" + d.name },
 		}),
 		faux: c.busRegister(&bus{name: "faux"}), // faux_bus_type has no uevent callback
-		aux: c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
+	}
+	if !k.upstream {
+		b.aux = c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
 			// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
-		}}),
+		}})
+		c.classRegister("tsm")
 	}
-	c.classRegister("tsm")
 	// faux_driver is built in and binds every faux device at creation.
 	c.driverRegister(&driver{name: fauxDriver, bus: b.faux, match: func(*device) bool { return true }})
 	cpu := c.busRegister(&bus{name: "cpu", uevent: func(*device) []string { return []string{"MODALIAS=" + cpuModalias} }})
 	c.deviceAdd(cpu, "cpu0", nil, "devices/system/cpu")
-	c.do(c.t.WriteFile("module/cca_testbed/parameters/conduit", "emulated-rmi\n"))
+	if !k.upstream { // the glue exposes its conduit
+		c.do(c.t.WriteFile("module/cca_testbed/parameters/conduit", "emulated-rmi\n"))
+	}
 
 	k.glue(c, b, d)
 
@@ -238,6 +264,11 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			if d.RSI {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
+		case ccaGuest:
+			// Not a platform driver: its init registers the report
+			// provider in a realm and fails -ENODEV elsewhere; the
+			// device it was autoloaded for stays unbound.
+			return d.RSI
 		case reportMod:
 			// tsm_report's init registers the configfs subsystem "tsm" with
 			// its default group "report" (drivers/virt/coco/guest/report.c),

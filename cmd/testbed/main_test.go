@@ -38,7 +38,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown variant", []string{"snapshot", "--variant", "nosuch"}, `unknown name: variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux)`},
+		{"unknown variant", []string{"snapshot", "--variant", "nosuch"}, `unknown name: variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock)`},
 		{"unknown cell role", []string{"snapshot", "faux/queen"}, `role "queen"`},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"unknown format", []string{"matrix", "--format", "pdf"}, `unknown format "pdf"`},
@@ -261,7 +261,7 @@ func TestFidelity(t *testing.T) {
 
 func TestBenchEmulated(t *testing.T) {
 	out, stderr, code := testbed(t, "bench", "--runs", "2")
-	if code != exitOK || !strings.HasPrefix(out, "bench what=emulated-matrix cells=35 runs=2 median=") {
+	if code != exitOK || !strings.HasPrefix(out, "bench what=emulated-matrix cells=40 runs=2 median=") {
 		t.Fatalf("exit %d %s\n%s", code, stderr, out)
 	}
 }

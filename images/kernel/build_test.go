@@ -44,6 +44,7 @@ var aliases = map[cell.Variant][]string{
 	cell.ModuleFaux: {
 		"alias cpu:type:*:feature:*0001* cca_faux",
 	},
+	cell.Stock: nil, // none of ours; upstream's are checked in checkKernel
 }
 
 // deps is what modules.dep must say about the testbed's modules.
@@ -55,6 +56,7 @@ var deps = map[cell.Variant][]string{
 	cell.SMCCCBus:         {"cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko", "cca_host_tsm.ko:"},
 	cell.Virtual:          nil,
 	cell.ModuleFaux:       {"cca_faux.ko: kernel/drivers/virt/coco/guest/tsm_report.ko"},
+	cell.Stock:            nil,
 }
 
 // variants bounds what TestBuildVariants builds. make test builds the two
@@ -158,6 +160,15 @@ func checkKernel(t *testing.T, v cell.Variant, k *Kernel) {
 	}
 	if !slices.Equal(gotDeps, sorted(deps[v])) {
 		t.Errorf("%s: modules.dep lines for cca_* modules:\n got %q\nwant %q", v, gotDeps, sorted(deps[v]))
+	}
+	if v == cell.Stock {
+		// Upstream's realm guest driver, autoloaded by rsi.c's device.
+		if !strings.Contains(alias, "alias platform:arm-cca-dev arm_cca_guest\n") {
+			t.Errorf("stock: modules.alias lacks upstream's arm_cca_guest alias")
+		}
+		if !strings.Contains(dep, "kernel/drivers/virt/coco/arm-cca-guest/arm-cca-guest.ko: kernel/drivers/virt/coco/guest/tsm_report.ko") {
+			t.Errorf("stock: modules.dep lacks arm-cca-guest.ko with its tsm_report dependency")
+		}
 	}
 	if !strings.Contains(dep, "kernel/drivers/virt/coco/guest/tsm_report.ko:") {
 		t.Errorf("%s: tsm_report.ko is not installed (base.config promises TSM_REPORTS=m)", v)

@@ -156,10 +156,16 @@ func treeIdentity(ctx context.Context, dir string) (string, string, error) {
 // lock takes the build directories' lock: one kernel compiles at a time
 // on a cache, whichever kind.
 func (b *builder) lock(ctx context.Context) (func(), error) {
+	return b.lockNamed(ctx, "build.lock")
+}
+
+// lockNamed takes the lock file name in the work directory: each build
+// directory has one.
+func (b *builder) lockNamed(ctx context.Context, name string) (func(), error) {
 	if err := os.MkdirAll(b.workDir(), 0o700); err != nil {
 		return nil, err
 	}
-	lockPath := filepath.Join(b.workDir(), "build.lock")
+	lockPath := filepath.Join(b.workDir(), name)
 	return flock.Lock(ctx, lockPath, func() { b.log.Info("kbuild: waiting for another kernel build", "lock", lockPath) })
 }
 
