@@ -13,7 +13,8 @@ setup:
 build:
 	@$(GO) build -o bin/testbed ./cmd/testbed
 
-# The real matrix: 7 variants x 4 roles plus realm cells on trixie, two VMs
+# The real matrix: 8 variants (stock included) x 4 roles plus realm cells on
+# trixie, realm cells through the realm firmware, two VMs
 # in flight; exit 1 means a check moved from its recorded expectation.
 run: setup build
 	@bin/testbed matrix --backend qemu --out $(RESULTS) --format text; rc=$$?; \

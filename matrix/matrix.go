@@ -212,9 +212,11 @@ func Snapshot(ctx context.Context, inst Instance) (*snapshot.Snapshot, error) {
 // conduit is who answered the guest's firmware calls. The guest's own word
 // wins ("smc" even where the backend meant to emulate), except that the
 // kernel only knows it was the model ("emulated-rmi") while the backend
-// knows which profile answered ("emulated-rmi:rmm-1.1"), which is kept.
+// knows which profile answered ("emulated-rmi:rmm-1.1"), which is kept,
+// and below the realm firmware ("realmfw:realm"), which answers whatever
+// the kernel asks over SMC (the glue says "smc", stock has no glue).
 func conduit(guest, backend string) string {
-	if guest == "" || strings.HasPrefix(backend, guest+":") {
+	if guest == "" || strings.HasPrefix(backend, guest+":") || strings.HasPrefix(backend, "realmfw:") {
 		return backend
 	}
 	return guest

@@ -103,12 +103,13 @@ func (r *Report) Write(w io.Writer, format string) error {
 
 func (r *Report) text(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "CELL\t%s\n", strings.Join(checks.Names(), "\t"))
+	fmt.Fprintf(tw, "CELL\t%s\tCONDUIT\n", strings.Join(checks.Names(), "\t"))
 	for _, c := range r.Cells {
 		row := []string{term.Escape(c.Name)}
 		for _, res := range c.Results {
 			row = append(row, term.Escape(string(res.Status)))
 		}
+		row = append(row, conduit(c))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
@@ -156,6 +157,16 @@ func classWord(c matrix.Class) string {
 	return "error"
 }
 
+// conduit says who answered the cell's firmware calls: the glue's
+// emulated answers, the realm firmware, real SMCs or nobody ("-" when the
+// cell has no snapshot).
+func conduit(c matrix.CellResult) string {
+	if c.Snapshot == nil || c.Snapshot.Meta.Conduit == "" {
+		return "-"
+	}
+	return c.Snapshot.Meta.Conduit
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "(nothing recorded)"
@@ -172,12 +183,13 @@ func suffix(reason string) string {
 
 func (r *Report) markdown(w io.Writer) error {
 	fmt.Fprintf(w, "# cca-testbed matrix (%s backend)\n\n%s.\n\n", r.Backend, r.Summary)
-	fmt.Fprintf(w, "| cell | %s |\n|---|%s\n", strings.Join(checks.Names(), " | "), strings.Repeat("---|", len(checks.All)))
+	fmt.Fprintf(w, "| cell | %s | conduit |\n|---|%s---|\n", strings.Join(checks.Names(), " | "), strings.Repeat("---|", len(checks.All)))
 	for _, c := range r.Cells {
 		row := []string{"`" + c.Name + "`"}
 		for _, res := range c.Results {
 			row = append(row, mark(res.Status)+" "+mdEscape(res.Measured))
 		}
+		row = append(row, mdEscape(conduit(c)))
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
 	for i, sv := range r.Series {

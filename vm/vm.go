@@ -1,8 +1,11 @@
 // Package vm is the real backend (--backend qemu): it brings cells up as
 // QEMU VMs. For a cell it builds, or finds in the cache, the variant's
-// kernel (images/kernel) and the userspace's root file system (images), asks the rmi model what the firmware answers, boots QEMU
-// on a copy-on-write overlay with those answers on the kernel command line,
-// dials SSH with the host key pinned at image build, and installs the
+// kernel (images/kernel) and the userspace's root file system (images),
+// asks the rmi model what the firmware answers, and boots QEMU on a
+// copy-on-write overlay: realm cells on the realm firmware
+// (firmware/realm), which answers RSI over SMC from a table written from
+// the model; other cells with the model's answers on the kernel command
+// line. It then dials SSH with the host key pinned at image build, and installs the
 // snapshot helper. Backend implements matrix.Backend, so the runner reads a
 // real guest exactly as it reads the emulated one.
 //
@@ -27,6 +30,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"cca-testbed/cell"
+	"cca-testbed/firmware/realm"
 	"cca-testbed/guest"
 	"cca-testbed/images"
 	"cca-testbed/images/kernel"
@@ -77,6 +81,15 @@ type Options struct {
 	Resume bool
 	// ExtraCmdline is appended to the kernel command line (fault tests).
 	ExtraCmdline string
+	// CmdlineRealm boots realm cells the way the testbed did before the
+	// realm firmware: a plain virt machine with the model's answers on
+	// the kernel command line for the project's glue. The default (false)
+	// boots them on qemu.ProfileRealm with the realm firmware below the
+	// kernel, which answers RSI from a table written from the model.
+	CmdlineRealm bool
+	// RSITable, when set, replaces the table written from the model with
+	// these bytes (fault tests: a table the firmware must refuse).
+	RSITable []byte
 	// Logger receives lifecycle records; nil discards.
 	Logger *slog.Logger
 	// Progress, when set, hears each phase of each cell.
@@ -92,6 +105,8 @@ type Backend struct {
 	mu   sync.Mutex
 	// helper is the snapshot helper binary, built once.
 	helper []byte
+	// realmFW is the realm firmware binary's path, built once.
+	realmFW string
 }
 
 var (
@@ -128,6 +143,10 @@ func New(opts Options) (*Backend, error) {
 		opts.RunDir = abs
 	}
 	opts.Machine = cmp.Or(opts.Machine, qemu.ProfileVirt)
+	if opts.Machine != qemu.ProfileVirt && opts.Machine != qemu.ProfileRME {
+		// The realm profile is picked per cell (realm cells on virt).
+		return nil, fmt.Errorf("%w: machine %q: use %s (realm cells then boot through the realm firmware) or %s", qemu.ErrConfig, opts.Machine, qemu.ProfileVirt, qemu.ProfileRME)
+	}
 	if opts.Machine == qemu.ProfileRME {
 		if err := qemu.CheckFirmware(opts.Firmware); err != nil {
 			return nil, err
@@ -180,6 +199,12 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 	}
 	seenU, seenV := map[cell.Userspace]bool{}, map[cell.Variant]bool{}
 	for _, c := range cells {
+		if b.machine(c) == qemu.ProfileRealm {
+			b.progress("realm", "firmware")
+			if _, err := b.firmware(ctx); err != nil {
+				return err
+			}
+		}
 		if !seenU[c.Userspace] {
 			seenU[c.Userspace] = true
 			b.progress(string(c.Userspace), "rootfs")
@@ -196,6 +221,47 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 		}
 	}
 	return nil
+}
+
+// machine is the qemu profile cell c boots on: realm cells go through the
+// realm firmware unless the backend is on another machine or told to use
+// the command line.
+func (b *Backend) machine(c cell.Cell) string {
+	if b.opts.Machine == qemu.ProfileVirt && c.Role == cell.Realm && !b.opts.CmdlineRealm {
+		return qemu.ProfileRealm
+	}
+	return b.opts.Machine
+}
+
+func (b *Backend) firmware(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.realmFW != "" {
+		return b.realmFW, nil
+	}
+	p, err := realm.Build(ctx, b.opts.Cache)
+	if err != nil {
+		return "", err
+	}
+	b.realmFW = p
+	return p, nil
+}
+
+// rsiTable is the realm firmware's table for cell c, from its firmware
+// profile's model.
+func (b *Backend) rsiTable(c cell.Cell) ([]byte, error) {
+	if b.opts.RSITable != nil {
+		return b.opts.RSITable, nil
+	}
+	p, err := rmi.LookupProfile(cmp.Or(b.opts.FirmwareProfile, c.Role.FirmwareProfile()))
+	if err != nil {
+		return nil, err
+	}
+	t, err := realm.NewTable(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c, err)
+	}
+	return t.Bytes()
 }
 
 func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kernel.Kernel, error) {
@@ -234,6 +300,13 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	if b.machine(c) == qemu.ProfileRealm {
+		// The kernel asks the realm firmware over SMC, as upstream does.
+		return BaseCmdline, "realmfw:" + p.Name, nil
+	}
+	if c.Variant == cell.Stock {
+		return BaseCmdline, "none", nil // no glue reads the command line
+	}
 	_, table := rmi.Probe(rmi.New(p))
 	return BaseCmdline + " " + table.Cmdline(), "emulated-rmi:" + p.Name, nil
 }
@@ -247,7 +320,7 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 	if err != nil {
 		return nil, err
 	}
-	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume(),
+	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume() && in.machine == qemu.ProfileVirt,
 		meta: snapshot.Meta{Backend: "qemu", Conduit: in.conduit, Userspace: string(c.Userspace), Kernel: in.kernel.Release, Firmware: b.opts.FirmwareProfile}}
 	defer func() {
 		if err != nil {
@@ -277,6 +350,10 @@ type bootInputs struct {
 	ssh     guest.SSHConfig
 	cmdline string
 	conduit string
+	// machine is the qemu profile; firmware its -bios (b.opts.Firmware,
+	// or the realm firmware), table the realm firmware's RSI table.
+	machine, firmware string
+	table             []byte
 	// resume is what a saved boot must have been booted from to be resumed.
 	resume resumeState
 }
@@ -305,7 +382,18 @@ func (b *Backend) inputs(ctx context.Context, c cell.Cell) (*bootInputs, error) 
 	if b.opts.ExtraCmdline != "" {
 		cmdline += " " + b.opts.ExtraCmdline
 	}
+	machine, fw := b.machine(c), b.opts.Firmware
+	var table []byte
+	if machine == qemu.ProfileRealm {
+		if fw, err = b.firmware(ctx); err != nil {
+			return nil, err
+		}
+		if table, err = b.rsiTable(c); err != nil {
+			return nil, err
+		}
+	}
 	return &bootInputs{helper: helper, rootfs: rootfs, kernel: k, cmdline: cmdline, conduit: conduit,
+		machine: machine, firmware: fw, table: table,
 		ssh:    guest.SSHConfig{KeyPath: rootfs.ClientKeyPath, HostKey: hostKey, Logger: b.opts.Logger},
 		resume: resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}}, nil
 }
@@ -376,11 +464,20 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 			})
 		}
 	}
+	rsiTable := ""
+	if in.table != nil {
+		// In the run directory, which reproduce.sh loads it from.
+		rsiTable = filepath.Join(i.dir, RSITableName)
+		if err := os.WriteFile(rsiTable, in.table, 0o600); err != nil {
+			return err
+		}
+	}
 	// The VM lives until Close, not until this call's ctx ends; a
 	// cancelled run still stops it through Close.
 	v, err := qemu.Start(context.WithoutCancel(ctx), qemu.Config{
-		Profile:  b.opts.Machine,
-		Firmware: b.opts.Firmware,
+		Profile:  in.machine,
+		Firmware: in.firmware,
+		RSITable: rsiTable,
 		Kernel:   in.kernel.Image,
 		Append:   in.cmdline,
 		Disks: []qemu.Disk{
@@ -452,6 +549,10 @@ func (b *Backend) installHelper(ctx context.Context, i *Instance, in *bootInputs
 	}
 	return nil
 }
+
+// RSITableName is the realm firmware's table in a realm cell's run
+// directory.
+const RSITableName = "rsi-table.bin"
 
 // Instance is one booted cell.
 type Instance struct {

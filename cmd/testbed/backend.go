@@ -23,14 +23,15 @@ import (
 
 // backendOptions are the flags every command that brings cells up shares.
 type backendOptions struct {
-	name        string
-	profile     string
-	machine     string
-	firmware    string
-	cache       string
-	bootTimeout time.Duration
-	scale       string
-	verbose     bool
+	name         string
+	profile      string
+	machine      string
+	firmware     string
+	realmConduit string
+	cache        string
+	bootTimeout  time.Duration
+	scale        string
+	verbose      bool
 	// runDir keeps each qemu cell's run directory (set by --out).
 	runDir string
 	// resume starts kept cells from their saved boot (testbed boot).
@@ -50,6 +51,7 @@ func (o *backendOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.profile, "firmware-profile", "", "rmi firmware profile for every cell instead of the role's own (e.g. rmm-2.0)")
 	fs.StringVar(&o.machine, "machine", qemu.ProfileVirt, "qemu machine profile: virt (emulated RMI answers) or rme (real TF-A + TF-RMM, needs --firmware)")
 	fs.StringVar(&o.firmware, "firmware", "", "TF-A + TF-RMM flash.bin for --machine rme")
+	fs.StringVar(&o.realmConduit, "realm-conduit", "firmware", "how realm cells get RSI answers on --machine virt: firmware (the realm firmware below the kernel, over SMC) or cmdline (the model's answers on the kernel command line for the project's glue, as before; stock cannot use it)")
 	fs.StringVar(&o.cache, "cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
 	fs.DurationVar(&o.bootTimeout, "boot-timeout", 0, "deadline from QEMU start to SSH (default 3m, scaled by --timeout-scale)")
 	scaleFlag(fs, &o.scale)
@@ -118,6 +120,9 @@ func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backen
 			return nil, usagef("--firmware-profile: %v", err)
 		}
 	}
+	if o.realmConduit != "firmware" && o.realmConduit != "cmdline" {
+		return nil, usagef("--realm-conduit %q: use firmware or cmdline", o.realmConduit)
+	}
 	switch o.name {
 	case "emulated":
 		return &backend{Backend: emulated.Backend{Profile: o.profile}, DefaultParallel: 4, Instant: true}, nil
@@ -141,7 +146,8 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	lb, err := vm.New(vm.Options{
 		Cache: c, FirmwareProfile: o.profile, Machine: o.machine, Firmware: o.firmware,
 		RunDir: o.runDir, Resume: o.resume, BootTimeout: o.bootTimeout, Logger: logger,
-		Progress: pw.Phase, Recipes: o.recipes,
+		CmdlineRealm: o.realmConduit == "cmdline",
+		Progress:     pw.Phase, Recipes: o.recipes,
 	})
 	if errors.Is(err, qemu.ErrFirmware) {
 		return nil, usagef("--firmware: %v", err)

@@ -43,7 +43,7 @@ func buildProbe(t *testing.T, mode byte) string {
 
 // boot runs the firmware with kernel and table until QEMU exits and
 // returns the console and why the VM ended.
-func boot(t *testing.T, fw, kernel string, table []byte) (string, error) {
+func boot(t *testing.T, fw, kernel string, table []byte, smp int) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	tp := filepath.Join(dir, "rsi-table.bin")
@@ -52,11 +52,12 @@ func boot(t *testing.T, fw, kernel string, table []byte) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout.Scaled(60*time.Second))
 	defer cancel()
-	vm, err := qemu.Start(ctx, qemu.Config{Profile: qemu.ProfileRealm, Firmware: fw, RSITable: tp, Kernel: kernel, Dir: filepath.Join(dir, "run")}, qemu.Options{})
-	if be := (*qemu.BootError)(nil); errors.As(err, &be) {
-		return be.Excerpt, err // the firmware stopped before QMP answered
-	}
+	// Paused until QMP answers: the probe powers off in milliseconds.
+	vm, err := qemu.Start(ctx, qemu.Config{Profile: qemu.ProfileRealm, Firmware: fw, RSITable: tp, Kernel: kernel, SMP: smp, Dir: filepath.Join(dir, "run"), Paused: true}, qemu.Options{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.QMP(ctx, "cont", nil); err != nil {
 		t.Fatal(err)
 	}
 	werr := vm.Wait()
@@ -93,6 +94,7 @@ func TestBoot(t *testing.T) {
 		fault string
 		// console lines the probe must have printed.
 		want []string
+		smp  int
 	}{
 		{"calls", buildProbe(t, 0), table, "", []string{
 			"realmfw: RSI table v1, ",
@@ -104,16 +106,21 @@ func TestBoot(t *testing.T) {
 			"probe: RSI_IPA_STATE_GET mmio 0x0000000000000000 0x0000000009001000 0x0000000000000000",
 			"probe: RSI_UNKNOWN 0xffffffffffffffff ",
 			"probe: power off",
-		}},
-		{"stage-2 fault", buildProbe(t, 1), table, "realmfw: fatal: stage-2 fault ipa=0x1000 esr=", nil},
-		{"call not in the table", buildProbe(t, 2), table, "realmfw: fatal: RSI call not in the table fid=0xc4000190 x1=0x90009", nil},
-		{"unexpected trap", buildProbe(t, 3), table, "realmfw: fatal: unexpected trap from EL1 esr=0x5a000000", nil},
-		{"bad table", buildProbe(t, 0), bad, "realmfw: fatal: RSI table: checksum mismatch", nil},
-		{"compressed kernel", gz, table, "realmfw: fatal: no arm64 Image at the kernel address, the kernel never reached EL1", nil},
+		}, 1},
+		{"stage-2 fault", buildProbe(t, 1), table, "realmfw: fatal: stage-2 fault ipa=0x1000 esr=", nil, 1},
+		{"call not in the table", buildProbe(t, 2), table, "realmfw: fatal: RSI call not in the table fid=0xc4000190 x1=0x90009", nil, 1},
+		{"unexpected trap", buildProbe(t, 3), table, "realmfw: fatal: unexpected trap from EL1 esr=0x5a000000", nil, 1},
+		{"bad table", buildProbe(t, 0), bad, "realmfw: fatal: RSI table: checksum mismatch", nil, 1},
+		{"secondary CPU", buildProbe(t, 4), table, "", []string{
+			"probe: PSCI_CPU_ON 0x0000000000000000 ",
+			"probe: cpu1 0x0000000000000001 0x000000000000005a ", // EL1, our context id
+			"probe: power off",
+		}, 2},
+		{"compressed kernel", gz, table, "realmfw: fatal: no arm64 Image at the kernel address, the kernel never reached EL1", nil, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			con, err := boot(t, fw, tc.kernel, tc.table)
+			con, err := boot(t, fw, tc.kernel, tc.table, tc.smp)
 			for _, w := range tc.want {
 				if !strings.Contains(con, w) {
 					t.Errorf("console lacks %q:\n%s", w, con)

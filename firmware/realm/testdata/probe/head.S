@@ -1,5 +1,5 @@
 	.section .text.head, "ax"
-	.global _start, mode
+	.global _start, mode, secondary
 _start:
 	b	1f			/* code0 */
 	.word	0			/* code1 */
@@ -13,5 +13,10 @@ mode:	.quad	0			/* res2: the test's choice */
 1:	ldr	x0, =0x40180000
 	mov	sp, x0
 	bl	probe_main
+	b	.
+secondary:				/* PSCI CPU_ON entry: x0 = context id */
+	ldr	x1, =0x40100000
+	mov	sp, x1
+	bl	probe_secondary
 	b	.
 	.ltorg

@@ -3,7 +3,8 @@
  * a few RSI and PSCI calls printed on the PL011, then what the test asked
  * for in the header's res2 field (offset 32): 0 power off, 1 touch the
  * unmapped flash (stage-2 fault), 2 ask RSI_VERSION for a revision the
- * table lacks, 3 an HVC (unexpected trap).
+ * table lacks, 3 an HVC (unexpected trap), 4 start CPU 1 with PSCI
+ * CPU_ON and wait for it to say where it runs.
  */
 typedef unsigned long u64;
 
@@ -51,6 +52,17 @@ static void show(const char *name, struct res r)
 }
 
 extern u64 mode;
+extern char secondary[];
+volatile u64 cpu1_el;
+
+void probe_secondary(u64 ctx)
+{
+	u64 el;
+	asm volatile("mrs %0, CurrentEL" : "=r"(el));
+	cpu1_el = (el >> 2) | ctx << 8;
+	for (;;)
+		asm volatile("wfe");
+}
 static unsigned char granule[4096] __attribute__((aligned(4096)));
 
 void probe_main(void)
@@ -77,6 +89,12 @@ void probe_main(void)
 		break;
 	case 3:
 		asm volatile("hvc #0");
+		break;
+	case 4:
+		show("PSCI_CPU_ON", smc(0xC4000003, 1, (u64)secondary, 0x5a));
+		for (u64 i = 0; i < 100000000 && !cpu1_el; i++)
+			;
+		show("cpu1", (struct res){ cpu1_el & 0xff, cpu1_el >> 8, 0, 0 });
 		break;
 	}
 	puts("probe: power off\n");
