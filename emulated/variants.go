@@ -17,8 +17,8 @@ const (
 	fauxModule  = "cca_faux"
 	reportMod   = "tsm_report"
 	// ccaGuest is upstream's realm guest driver (drivers/virt/coco/arm-cca-guest).
-	ccaGuest = "arm_cca_guest"
-	fauxDriver  = "faux_driver"
+	ccaGuest   = "arm_cca_guest"
+	fauxDriver = "faux_driver"
 )
 
 // cpuModalias is the arm64 cpu device's MODALIAS (GENERIC_CPU_AUTOPROBE):
