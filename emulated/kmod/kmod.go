@@ -5,6 +5,9 @@
 // backend uses it so autoloading there follows the same rules as a real
 // guest's udev.
 //
+// The model builds its Index in Go; parseAliases and parseDeps read the
+// files depmod writes, so the tests can feed the index the real formats.
+//
 // Tests: go test ./emulated/kmod (includes fuzz tests for both parsers).
 package kmod
 
@@ -42,8 +45,8 @@ func Name(s string) string {
 	return strings.ReplaceAll(s, "-", "_")
 }
 
-// ParseAliases reads modules.alias.
-func ParseAliases(r io.Reader) ([]Alias, error) {
+// parseAliases reads modules.alias.
+func parseAliases(r io.Reader) ([]Alias, error) {
 	var out []Alias
 	err := lines(r, "modules.alias", func(n int, l string) error {
 		f := strings.Fields(l)
@@ -56,8 +59,8 @@ func ParseAliases(r io.Reader) ([]Alias, error) {
 	return out, err
 }
 
-// ParseDeps reads modules.dep ("kernel/a.ko: kernel/b.ko kernel/c.ko").
-func ParseDeps(r io.Reader) (map[string][]string, error) {
+// parseDeps reads modules.dep ("kernel/a.ko: kernel/b.ko kernel/c.ko").
+func parseDeps(r io.Reader) (map[string][]string, error) {
 	out := map[string][]string{}
 	err := lines(r, "modules.dep", func(n int, l string) error {
 		mod, deps, ok := strings.Cut(l, ":")

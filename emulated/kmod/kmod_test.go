@@ -147,11 +147,11 @@ kernel/drivers/virt/coco/cca_testbed/cca_faux.ko: kernel/drivers/virt/coco/guest
 `
 
 func TestLookupAndLoad(t *testing.T) {
-	al, err := ParseAliases(strings.NewReader(aliases))
+	al, err := parseAliases(strings.NewReader(aliases))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := ParseDeps(strings.NewReader(deps))
+	dp, err := parseDeps(strings.NewReader(deps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,11 +176,11 @@ func TestLookupAndLoad(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	_, err := ParseAliases(strings.NewReader("alias a b\n\nalias only-two\n"))
+	_, err := parseAliases(strings.NewReader("alias a b\n\nalias only-two\n"))
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("err = %v, want ErrFormat at line 3", err)
 	}
-	_, err = ParseDeps(strings.NewReader("a.ko: b.ko\nno colon here\n"))
+	_, err = parseDeps(strings.NewReader("a.ko: b.ko\nno colon here\n"))
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("err = %v, want ErrFormat at line 2", err)
 	}
@@ -190,7 +190,7 @@ func FuzzParseAliases(f *testing.F) {
 	f.Add(aliases)
 	f.Add("alias [ x\nalias a\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		al, err := ParseAliases(strings.NewReader(s))
+		al, err := parseAliases(strings.NewReader(s))
 		if err != nil && !errors.Is(err, ErrFormat) {
 			t.Fatalf("unwrapped error %v", err)
 		}
@@ -203,7 +203,7 @@ func FuzzParseAliases(f *testing.F) {
 func FuzzParseDeps(f *testing.F) {
 	f.Add(deps)
 	f.Fuzz(func(t *testing.T, s string) {
-		d, err := ParseDeps(strings.NewReader(s))
+		d, err := parseDeps(strings.NewReader(s))
 		if err != nil && !errors.Is(err, ErrFormat) {
 			t.Fatalf("unwrapped error %v", err)
 		}
