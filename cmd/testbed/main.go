@@ -134,6 +134,7 @@ func commands() []command {
 		{"fidelity", "compare a real run's snapshots with the emulated model, field by field", runFidelity},
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
 		{"prune", "remove cached images and kernels not used for a while", runPrune},
+		{"firmware", "list the Arm firmware builds, or build them (--build) and print their flash images", runFirmware},
 	}, testCommands...)
 }
 

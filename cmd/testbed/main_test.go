@@ -49,6 +49,9 @@ func TestUsageErrors(t *testing.T) {
 		{"corrupt expectations", []string{"matrix", "--expectations", badExp}, "line 3: unknown check \"nosuch\""},
 		{"unknown firmware profile", []string{"matrix", "--firmware-profile", "rmm-9"}, "rmm-9"},
 		{"prune arity", []string{"prune", "everything"}, "prune: takes no arguments"},
+		{"unknown firmware build", []string{"firmware", "--build", "tf-rmm-0.1"}, `unknown firmware build "tf-rmm-0.1": known builds are tf-rmm-0.9, tf-rmm-0.8`},
+		{"firmware path alone", []string{"firmware", "--path"}, "--path needs --build"},
+		{"firmware sources missing", []string{"firmware", "--build", "tf-rmm-0.9", "--firmware-src", t.TempDir()}, "tf-a-v2.15.0.tar.xz missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,147 @@
+package firmware
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cca-testbed/images"
+)
+
+// KindBuildRoot is the images.Cache kind of build root entries.
+const KindBuildRoot = "buildroot"
+
+// Build root entry contents: the tree, mmdebstrap's log and the recipe.
+const (
+	rootTree   = "root"
+	rootLog    = "build.log"
+	rootRecipe = "recipe.txt"
+)
+
+// rootSuite and rootPackages: what TF-RMM and TF-A need to build
+// (firmware-src/README.md): GCC >= 13.3 with a C++ cross compiler at
+// configure time, CMake, Python with pyelftools, git (TF-RMM's CMake
+// wants git work trees), dtc and OpenSSL headers for TF-A's host tools.
+const rootSuite = "trixie"
+
+var rootPackages = []string{
+	"gcc-aarch64-linux-gnu", "g++-aarch64-linux-gnu", "cmake", "make", "python3",
+	"python3-pyelftools", "git", "ninja-build", "perl", "device-tree-compiler",
+	"libssl-dev", "gcc", "libc6-dev",
+}
+
+// rootOptions are mmdebstrap's options before the suite, target and mirror.
+func rootOptions() []string {
+	return []string{
+		"--mode=root",
+		"--format=directory",
+		"--arch=amd64",
+		"--variant=apt",
+		"--include=" + strings.Join(rootPackages, ","),
+		`--aptopt=APT::Install-Recommends "false"`,
+		// No fsync per file: a failed build root is thrown away whole.
+		"--dpkgopt=force-unsafe-io",
+		"--dpkgopt=path-exclude=/usr/share/man/*",
+		"--dpkgopt=path-exclude=/usr/share/info/*",
+		"--dpkgopt=path-exclude=/usr/share/locale/*",
+		"--dpkgopt=path-exclude=/usr/share/doc/*",
+		"--dpkgopt=path-include=/usr/share/doc/*/copyright",
+		// The mount point of the build's work directory: the root is
+		// mounted read-only during builds, so it must exist beforehand.
+		`--customize-hook=mkdir -p "$1"/build`,
+	}
+}
+
+// rootRecipeText is the build root's recipe for humans and the key; the
+// mirror is a separate key input (no host name belongs in files).
+func rootRecipeText() string {
+	var b strings.Builder
+	b.WriteString("# cca-testbed firmware build root v1\nmmdebstrap")
+	for _, o := range rootOptions() {
+		b.WriteString(" \\\n  '" + strings.ReplaceAll(o, "'", `'\''`) + "'")
+	}
+	b.WriteString(" \\\n  " + rootSuite + " TREE MIRROR\n")
+	return b.String()
+}
+
+func rootKey(mirror string) string {
+	return images.Inputs{"recipe": []byte(rootRecipeText()), "mirror": []byte(mirror)}.Key(rootSuite + "-amd64")
+}
+
+// BuildRoot returns the cached Debian trixie amd64 toolchain tree,
+// making it with mmdebstrap (about 1 to 4 minutes, network bound) when
+// the cache has none for the current recipe and mirror. The tree is never
+// written afterwards: builds mount it read-only.
+func BuildRoot(ctx context.Context, c *images.Cache, log *slog.Logger) (string, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mirror, err := images.Mirror()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBuildRoot, err)
+	}
+	key := rootKey(mirror)
+	failedLog := filepath.Join(c.Dir, KindBuildRoot, key+".failed.log")
+	dir, err := c.Get(ctx, KindBuildRoot, key, func(ctx context.Context, tmp string) error {
+		if err := checkHost(); err != nil {
+			return err
+		}
+		log.Info("firmware: making the trixie build root (mmdebstrap, a few minutes)", "key", key)
+		start := time.Now()
+		err := makeRoot(ctx, tmp, mirror)
+		if err != nil && ctx.Err() == nil {
+			if data, rerr := os.ReadFile(filepath.Join(tmp, rootLog)); rerr == nil && os.WriteFile(failedLog, data, 0o600) == nil {
+				err = fmt.Errorf("%w (full log: %s)", err, failedLog)
+			}
+		}
+		if err == nil {
+			_ = os.Remove(failedLog)
+			log.Info("firmware: build root made", "took", time.Since(start).Round(time.Second))
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, rootTree), nil
+}
+
+func makeRoot(ctx context.Context, tmp, mirror string) error {
+	if err := os.WriteFile(filepath.Join(tmp, rootRecipe), []byte(rootRecipeText()), 0o644); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(tmp, rootLog), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := append(rootOptions(), rootSuite, filepath.Join(tmp, rootTree), mirror)
+	// In a private mount namespace: the mounts mmdebstrap makes in the
+	// tree (proc, sys, dev) end with it, however it ends.
+	if err := runLogged(ctx, logf, "unshare", append(isolate, append([]string{"mmdebstrap"}, args...)...)...); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: mmdebstrap %s failed: %v: %s; check the network and the host's apt sources",
+			ErrBuildRoot, rootSuite, err, tailOf(logf.Name(), 3))
+	}
+	return nil
+}
+
+// checkHost fails fast, with the fix, when a build root cannot be made.
+func checkHost() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: making the build root and building in it need root (mmdebstrap --mode=root, chroot); run as root", ErrBuildRoot)
+	}
+	for _, tool := range []string{"mmdebstrap", "unshare", "chroot", "tar", "xz"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%w: %s not found; run scripts/setup-host", ErrBuildRoot, tool)
+		}
+	}
+	return nil
+}

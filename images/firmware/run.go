@@ -1,0 +1,82 @@
+package firmware
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// isolate are unshare's options for every build step: a private mount
+// namespace (every mount made inside disappears with its last process)
+// and a PID namespace whose init is killed with unshare (--kill-child),
+// so killing unshare ends every compiler below it.
+var isolate = []string{"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "--"}
+
+// runLogged runs a host tool with its output appended to log. It runs in
+// its own process group; cancelling ctx kills the group, and so does this
+// process dying (Pdeathsig), so nothing of a build outlives it.
+func runLogged(ctx context.Context, log io.Writer, name string, args ...string) error {
+	fmt.Fprintf(log, "\n$ %s %s\n", name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if err != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", name, ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// tailOf is the last n non-empty lines of a log file joined with " | ":
+// short enough for a one-line error, usually enough to see why.
+func tailOf(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// chrootScript runs as root in the private namespaces: it mounts the
+// build root read-only at $2, gives it a fresh /proc, the host's /dev, a
+// tmpfs /tmp and the work directory $3 at /build, and runs /build/build.sh
+// there with a clean environment.
+const chrootScript = `set -eu
+root=$1 mnt=$2 work=$3 jobs=$4
+mount --bind "$root" "$mnt"
+mount -o remount,bind,ro "$mnt"
+mount -t proc proc "$mnt/proc"
+mount --bind /dev "$mnt/dev"
+mount -t tmpfs -o mode=1777 tmpfs "$mnt/tmp"
+mount --bind "$work" "$mnt/build"
+exec chroot "$mnt" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LC_ALL=C.UTF-8 JOBS="$jobs" /bin/sh -eu /build/build.sh
+`
+
+// runInRoot runs work/build.sh chrooted into root (read-only), with work
+// at /build, mnt (an empty directory) as the mount point.
+func runInRoot(ctx context.Context, log io.Writer, root, mnt, work string, jobs int) error {
+	args := append(append([]string{}, isolate...), "/bin/sh", "-c", chrootScript, "sh", root, mnt, work, fmt.Sprint(jobs))
+	return runLogged(ctx, log, "unshare", args...)
+}
