@@ -253,21 +253,31 @@ func Build(ctx context.Context, opts Options, s Spec) (*Firmware, error) {
 			return nil, err
 		}
 	}
-	root, err := BuildRoot(ctx, c, log)
+	// The key names the build root by its own key, so a cache hit never
+	// touches the root (verifying its 16,000 files costs most of a second).
+	mirror, err := images.Mirror()
 	if err != nil {
-		return nil, fmt.Errorf("firmware %s: %w", s.Name, err)
+		return nil, fmt.Errorf("firmware %s: %w: %w", s.Name, ErrBuildRoot, err)
 	}
+	rootEntry := filepath.Join(c.Dir, KindBuildRoot, rootKey(mirror), rootTree)
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
-	b := &build{spec: s, srcs: srcs, root: root, jobs: jobs, log: log}
+	b := &build{spec: s, srcs: srcs, root: rootEntry, jobs: jobs, log: log}
 	key := b.inputs().Key(s.Name)
 	failedLog := filepath.Join(c.Dir, Kind, key+".failed.log")
 	entry, err := c.Get(ctx, Kind, key, func(ctx context.Context, tmp string) error {
+		root, err := BuildRoot(ctx, c, log)
+		if err != nil {
+			return err
+		}
+		if root != rootEntry {
+			return fmt.Errorf("%w: made at %s, expected at %s", ErrBuildRoot, root, rootEntry)
+		}
 		log.Info("firmware: building", "name", s.Name, "key", key)
 		start := time.Now()
-		err := b.run(ctx, tmp)
+		err = b.run(ctx, tmp)
 		if err != nil && ctx.Err() == nil {
 			// tmp is about to go; keep the log beside the entries.
 			if data, rerr := os.ReadFile(filepath.Join(tmp, LogName)); rerr == nil && os.WriteFile(failedLog, data, 0o600) == nil {
