@@ -17,7 +17,7 @@ import (
 type build struct {
 	spec Spec
 	srcs []resolved // TF-A, TF-RMM
-	root string     // the build root tree
+	root string     // the build root archive
 	jobs int
 	log  *slog.Logger
 }
@@ -107,6 +107,18 @@ func (b *build) run(ctx context.Context, tmp string) error {
 			return err
 		}
 	}
+	// The device nodes stay out: the host's /dev is bound over it.
+	tree := filepath.Join(tmp, "root")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return err
+	}
+	b.log.Info("firmware: unpacking the build root")
+	if err := runLogged(ctx, logf, "tar", "--zstd", "-xf", b.root, "-C", tree, "--exclude=./dev/*"); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: unpack %s: %v; remove that entry to have it made again", ErrBuildRoot, b.root, err)
+	}
 	for _, s := range b.srcs {
 		b.log.Info("firmware: unpacking", "source", filepath.Base(s.path))
 		if err := s.unpack(ctx, filepath.Join(work, "src"), logf); err != nil {
@@ -117,7 +129,7 @@ func (b *build) run(ctx context.Context, tmp string) error {
 		return err
 	}
 	b.log.Info("firmware: compiling TF-RMM and TF-A in the build root", "name", b.spec.Name, "jobs", b.jobs)
-	if err := runInRoot(ctx, logf, b.root, mnt, work, b.jobs); err != nil {
+	if err := runInRoot(ctx, logf, tree, mnt, work, b.jobs); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
@@ -154,8 +166,10 @@ func (b *build) run(ctx context.Context, tmp string) error {
 	if err := noMountsUnder(tmp); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(work); err != nil {
-		return err
+	for _, d := range []string{work, tree} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
 	}
 	return os.Remove(mnt)
 }

@@ -7,10 +7,11 @@
 // RMM specification 2.0) and tf-rmm-0.8 (TF-A v2.14.0 + TF-RMM v0.8.0,
 // RMM 1.x). TF-RMM needs GCC >= 13.3, newer than the Debian 12 host's
 // cross compiler, so every build runs in a Debian trixie amd64 build root
-// made with mmdebstrap and cached by its recipe (cache kind "buildroot").
-// A build runs in a private mount and PID namespace (unshare) chrooted
-// into a read-only bind mount of that root: nothing it mounts outlives it,
-// and nothing it starts survives a cancellation.
+// made with mmdebstrap and cached by its recipe (cache kind "buildroot",
+// a tar.zst). A build unpacks a fresh copy of it and runs in a private
+// mount and PID namespace (unshare) chrooted into a read-only bind mount
+// of that copy: nothing it mounts outlives it, and nothing it starts
+// survives a cancellation.
 //
 // Sources (Options.Sources) are a directory holding the release tarballs
 // named in SHA256SUMS, or upstream git checkouts at the pinned tags; the
@@ -259,7 +260,7 @@ func Build(ctx context.Context, opts Options, s Spec) (*Firmware, error) {
 	if err != nil {
 		return nil, fmt.Errorf("firmware %s: %w: %w", s.Name, ErrBuildRoot, err)
 	}
-	rootEntry := filepath.Join(c.Dir, KindBuildRoot, rootKey(mirror), rootTree)
+	rootEntry := filepath.Join(c.Dir, KindBuildRoot, rootKey(mirror), rootArchive)
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()

@@ -209,7 +209,7 @@ func checkOneLine(t *testing.T, err, target error, says ...string) {
 func TestScriptAndKey(t *testing.T) {
 	s, _ := Lookup("tf-rmm-0.9")
 	srcs := []resolved{{Source: s.TFA, id: "sha256:" + s.TFA.SHA256}, {Source: s.RMM, id: "sha256:" + s.RMM.SHA256}}
-	b := &build{spec: s, srcs: srcs, root: "/c/buildroot/trixie-amd64-aaaa/root", jobs: 2}
+	b := &build{spec: s, srcs: srcs, root: "/c/buildroot/trixie-amd64-aaaa/root.tar.zst", jobs: 2}
 	script := b.script()
 	for _, want := range []string{"-DRMM_CONFIG=qemu_virt_defcfg", "-DLOG_LEVEL=40", "PLAT=qemu", "ENABLE_RME=1",
 		"PRELOADED_BL33_BASE=0x60000000", "ARM_LINUX_KERNEL_AS_BL33=1", "RMM=" + rmmImage, "all fip"} {
@@ -233,7 +233,7 @@ func TestScriptAndKey(t *testing.T) {
 			b.srcs = slices.Clone(b.srcs)
 			b.srcs[1].id = "git:0123"
 		},
-		"build root": func(b *build) { b.root = "/c/buildroot/trixie-amd64-bbbb/root" },
+		"build root": func(b *build) { b.root = "/c/buildroot/trixie-amd64-bbbb/root.tar.zst" },
 	}
 	for name, change := range changes {
 		c := *b

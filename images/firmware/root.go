@@ -16,11 +16,13 @@ import (
 // KindBuildRoot is the images.Cache kind of build root entries.
 const KindBuildRoot = "buildroot"
 
-// Build root entry contents: the tree, mmdebstrap's log and the recipe.
+// Build root entry contents: the tree as a zstd-compressed tar (a cache
+// entry holds regular files only, and a fresh copy per build cannot be
+// written through), mmdebstrap's log and the recipe.
 const (
-	rootTree   = "root"
-	rootLog    = "build.log"
-	rootRecipe = "recipe.txt"
+	rootArchive = "root.tar.zst"
+	rootLog     = "build.log"
+	rootRecipe  = "recipe.txt"
 )
 
 // rootSuite and rootPackages: what TF-RMM and TF-A need to build
@@ -39,7 +41,7 @@ var rootPackages = []string{
 func rootOptions() []string {
 	return []string{
 		"--mode=root",
-		"--format=directory",
+		"--format=tar",
 		"--arch=amd64",
 		"--variant=apt",
 		"--include=" + strings.Join(rootPackages, ","),
@@ -53,6 +55,7 @@ func rootOptions() []string {
 		"--dpkgopt=path-include=/usr/share/doc/*/copyright",
 		// The mount point of the build's work directory: the root is
 		// mounted read-only during builds, so it must exist beforehand.
+		// (The archive's format comes from its name: tar, zstd.)
 		`--customize-hook=mkdir -p "$1"/build`,
 	}
 }
@@ -61,11 +64,11 @@ func rootOptions() []string {
 // mirror is a separate key input (no host name belongs in files).
 func rootRecipeText() string {
 	var b strings.Builder
-	b.WriteString("# cca-testbed firmware build root v1\nmmdebstrap")
+	b.WriteString("# cca-testbed firmware build root v2\nmmdebstrap")
 	for _, o := range rootOptions() {
 		b.WriteString(" \\\n  '" + strings.ReplaceAll(o, "'", `'\''`) + "'")
 	}
-	b.WriteString(" \\\n  " + rootSuite + " TREE MIRROR\n")
+	b.WriteString(" \\\n  " + rootSuite + " " + rootArchive + " MIRROR\n")
 	return b.String()
 }
 
@@ -73,10 +76,10 @@ func rootKey(mirror string) string {
 	return images.Inputs{"recipe": []byte(rootRecipeText()), "mirror": []byte(mirror)}.Key(rootSuite + "-amd64")
 }
 
-// BuildRoot returns the cached Debian trixie amd64 toolchain tree,
-// making it with mmdebstrap (about 1 to 4 minutes, network bound) when
-// the cache has none for the current recipe and mirror. The tree is never
-// written afterwards: builds mount it read-only.
+// BuildRoot returns the cached Debian trixie amd64 toolchain as a
+// tar.zst archive, making it with mmdebstrap (about 1 to 8 minutes,
+// network and dpkg bound) when the cache has none for the current recipe
+// and mirror. Each build unpacks a fresh copy and mounts it read-only.
 func BuildRoot(ctx context.Context, c *images.Cache, log *slog.Logger) (string, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,7 +111,7 @@ func BuildRoot(ctx context.Context, c *images.Cache, log *slog.Logger) (string, 
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, rootTree), nil
+	return filepath.Join(dir, rootArchive), nil
 }
 
 func makeRoot(ctx context.Context, tmp, mirror string) error {
@@ -120,17 +123,24 @@ func makeRoot(ctx context.Context, tmp, mirror string) error {
 		return err
 	}
 	defer logf.Close()
-	args := append(rootOptions(), rootSuite, filepath.Join(tmp, rootTree), mirror)
+	// mmdebstrap builds the tree in $TMPDIR before packing it: inside
+	// the entry's build directory, which the cache removes on failure.
+	scratch := filepath.Join(tmp, "scratch")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return err
+	}
+	args := append([]string{"env", "TMPDIR=" + scratch, "mmdebstrap"}, rootOptions()...)
+	args = append(args, rootSuite, filepath.Join(tmp, rootArchive), mirror)
 	// In a private mount namespace: the mounts mmdebstrap makes in the
 	// tree (proc, sys, dev) end with it, however it ends.
-	if err := runLogged(ctx, logf, "unshare", append(isolate, append([]string{"mmdebstrap"}, args...)...)...); err != nil {
+	if err := runLogged(ctx, logf, "unshare", append(isolate, args...)...); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
 		return fmt.Errorf("%w: mmdebstrap %s failed: %v: %s; check the network and the host's apt sources",
 			ErrBuildRoot, rootSuite, err, tailOf(logf.Name(), 3))
 	}
-	return nil
+	return os.RemoveAll(scratch)
 }
 
 // checkHost fails fast, with the fix, when a build root cannot be made.
@@ -138,7 +148,7 @@ func checkHost() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: making the build root and building in it need root (mmdebstrap --mode=root, chroot); run as root", ErrBuildRoot)
 	}
-	for _, tool := range []string{"mmdebstrap", "unshare", "chroot", "tar", "xz"} {
+	for _, tool := range []string{"mmdebstrap", "unshare", "chroot", "tar", "xz", "zstd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%w: %s not found; run scripts/setup-host", ErrBuildRoot, tool)
 		}
