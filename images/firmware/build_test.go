@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,21 +193,99 @@ func TestCancel(t *testing.T) {
 }
 
 // procsIn counts processes whose root or working directory is at or
-// below dir.
+// below dir, or whose command line names a path there.
 func procsIn(dir string) int {
 	ents, _ := os.ReadDir("/proc")
 	n := 0
 	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' || e.Name() == strconv.Itoa(os.Getpid()) {
 			continue
 		}
+		in := false
 		for _, l := range []string{"root", "cwd"} {
 			p, err := os.Readlink(filepath.Join("/proc", e.Name(), l))
-			if err == nil && (p == dir || strings.HasPrefix(p, dir+"/")) {
-				n++
-				break
-			}
+			in = in || (err == nil && (p == dir || strings.HasPrefix(p, dir+"/")))
+		}
+		if cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmd, []byte(dir)) {
+			in = true
+		}
+		if in {
+			n++
 		}
 	}
 	return n
+}
+
+// TestBuildRootFails: a build root that cannot be made (an archive that
+// does not answer) is one line naming mmdebstrap and what to check.
+func TestBuildRootFails(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mmdebstrap --mode=root needs root")
+	}
+	tmp := t.TempDir()
+	err := makeRoot(context.Background(), tmp, "http://127.0.0.1:9/debian")
+	checkOneLine(t, err, ErrBuildRoot, "mmdebstrap trixie failed", "check the network")
+	if _, serr := os.Stat(filepath.Join(tmp, rootLog)); serr != nil {
+		t.Errorf("no log kept: %v", serr)
+	}
+	if err := noMountsUnder(tmp); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestBuildRootCancel: cancelling mmdebstrap while it installs leaves no
+// process, no mount and no build directory (in a cache of its own).
+func TestBuildRootCancel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mmdebstrap --mode=root needs root")
+	}
+	c, err := images.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := BuildRoot(ctx, c, nil)
+		done <- err
+	}()
+	var tmp string
+	deadline := time.After(5 * time.Minute)
+	for tmp == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("BuildRoot ended before it could be cancelled: %v", err)
+		case <-deadline:
+			t.Fatal("mmdebstrap never got to downloading")
+		case <-time.After(250 * time.Millisecond):
+		}
+		logs, _ := filepath.Glob(filepath.Join(c.Dir, KindBuildRoot, ".tmp-*", rootLog))
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); bytes.Contains(b, []byte("I: downloading packages")) {
+				tmp = filepath.Dir(l)
+			}
+		}
+	}
+	if procsIn(tmp) == 0 {
+		t.Fatal("no process runs in the build directory: the check below would prove nothing")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("BuildRoot did not return within 30 s of the cancel")
+	}
+	if n := procsIn(tmp); n > 0 {
+		t.Errorf("%d processes still run in %s", n, tmp)
+	}
+	if err := noMountsUnder(c.Dir); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cancelled build root left %s (%v)", tmp, err)
+	}
 }
