@@ -2,42 +2,34 @@ package firmware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
+
+	"cca-testbed/internal/proc"
 )
 
 // isolate are unshare's options for every build step: a private mount
 // namespace (every mount made inside disappears with its last process)
 // and a PID namespace whose init is killed with unshare (--kill-child),
-// so killing unshare ends every compiler below it.
+// so stopping unshare ends every compiler below it, even those that
+// ignore SIGTERM.
 var isolate = []string{"--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "--"}
 
-// runLogged runs a host tool with its output appended to log. It runs in
-// its own process group; cancelling ctx kills the group, and so does this
-// process dying (Pdeathsig), so nothing of a build outlives it.
+// runLogged runs a host tool through internal/proc (its own process
+// group, stopped whole on cancellation and when the testbed dies) with
+// its output appended to log. The error is short: the log holds the
+// output, and callers quote its tail.
 func runLogged(ctx context.Context, log io.Writer, name string, args ...string) error {
 	fmt.Fprintf(log, "\n$ %s %s\n", name, strings.Join(args, " "))
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
-	if err != nil && cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	err := proc.Run(ctx, proc.Cmd{Argv: append([]string{name}, args...), Stdout: log, Stderr: log})
+	var pe *proc.Error
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", name, pe.Err)
 	}
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%s: %w", name, ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+	return err
 }
 
 // tailOf is the last n non-empty lines of a log file joined with " | ":

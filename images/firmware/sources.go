@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"cca-testbed/internal/proc"
 )
 
 // SourcesEnv names the environment variable that overrides the default
@@ -146,12 +147,9 @@ func resolveCheckout(ctx context.Context, dir string, s Source) (resolved, error
 		return resolved{}, fmt.Errorf("%w: %s is a checkout, but git is not installed to check it; run scripts/setup-host", ErrSource, dir)
 	}
 	git := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir, "-c", "safe.directory=*"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
+		out, err := proc.Output(ctx, proc.Cmd{Argv: append([]string{"git", "-C", dir, "-c", "safe.directory=*"}, args...)})
 		if err != nil {
-			return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+			return "", err
 		}
 		return strings.TrimSpace(string(out)), nil
 	}
