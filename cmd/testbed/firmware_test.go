@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,12 @@ func TestFirmwareFlag(t *testing.T) {
 	if strings.Contains(flash, "\n") || filepath.Base(flash) != "flash.bin" {
 		t.Fatalf("--path printed %q, want one flash.bin path", out)
 	}
-	o := backendOptions{name: "qemu", machine: qemu.ProfileRME, firmware: flash}
+	var o backendOptions
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	o.register(fs)
+	if err := fs.Parse([]string{"--backend", "qemu", "--machine", qemu.ProfileRME, "--firmware", flash}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := o.backend(t.Context(), os.Stderr); err != nil {
 		t.Errorf("--firmware %s refused: %v", flash, err)
 	}

@@ -12,6 +12,7 @@
 //	testbed fidelity RUN          (a real run's snapshots vs the model)
 //	testbed changes  OLD NEW      (two runs)
 //	testbed prune    [--unused-for D]
+//	testbed firmware [--build NAME|all [--path]]   (TF-A + TF-RMM flash images)
 //
 // matrix, snapshot, boot, diff and variants take --variant-from SERIES:
 // a patch series run as a variant (README, "Bring your own series").
