@@ -119,7 +119,9 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	c, err := cell.Parse(fs.Arg(0))
 	if err != nil {
-		return err
+		if c, err = seriesCell(fs.Arg(0), err); err != nil {
+			return err
+		}
 	}
 	dir, err := runsDir(*cache)
 	if err != nil {

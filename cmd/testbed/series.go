@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"strings"
 
 	"cca-testbed/cell"
 	"cca-testbed/series"
@@ -52,4 +53,27 @@ func (o *backendOptions) unloadSeries() {
 		f()
 	}
 	o.unregister = nil
+}
+
+// seriesCell reads a cell whose variant came from a series in the
+// testbed boot that started it (--variant-from): ssh does not read the
+// series again, the session names the cell. parseErr is returned when
+// the name is not even shaped like a cell.
+func seriesCell(name string, parseErr error) (cell.Cell, error) {
+	v, rest, ok := strings.Cut(name, "/")
+	if !ok {
+		return cell.Cell{}, parseErr
+	}
+	probe, err := cell.Parse(string(cell.Platform) + "/" + rest)
+	if err != nil {
+		return cell.Cell{}, err
+	}
+	// Register checks the name is valid and not a built-in one.
+	unregister, err := cell.Register(cell.VariantInfo{Name: cell.Variant(v)})
+	if err != nil {
+		return cell.Cell{}, parseErr
+	}
+	unregister()
+	probe.Variant = cell.Variant(v)
+	return probe, nil
 }

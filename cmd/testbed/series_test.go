@@ -51,3 +51,16 @@ func TestVariantFromDoesNotApply(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestSSHSeriesCell(t *testing.T) {
+	// No session for a series cell: the message names the cell, which
+	// was read though its variant is no built-in one.
+	_, stderr, code := testbed(t, "ssh", "--cache", t.TempDir(), "my-series/plain")
+	if code != exitError || !strings.Contains(stderr, "my-series/plain is not running") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	_, stderr, _ = testbed(t, "ssh", "--cache", t.TempDir(), "my-series/nosuchrole")
+	if !strings.Contains(stderr, "role") {
+		t.Errorf("bad role: stderr %q", stderr)
+	}
+}
