@@ -313,7 +313,7 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 			return err
 		}
 		defer unlock()
-		return b.compile(ctx, string(v), b.source, filepath.Join(b.workDir(), "build-"+string(v)), frag, in.configKey(frag, b.sourceID, b.compiler), time.Now(), out)
+		return b.compile(ctx, string(v), b.source, filepath.Join(b.workDir(), "build-"+string(v)), frag, frag, in.configKey(frag, b.sourceID, b.compiler), time.Now(), out)
 	}
 	unlock, err := b.lock(ctx)
 	if err != nil {
@@ -329,13 +329,14 @@ func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fr
 	if err := syncSrc(filepath.Join(tree, srcDir), in.src); err != nil {
 		return err
 	}
-	return b.compile(ctx, string(v), tree, filepath.Join(b.workDir(), "build"), frag, in.configKey(frag, b.sourceID, b.compiler), start, out)
+	return b.compile(ctx, string(v), tree, filepath.Join(b.workDir(), "build"), frag, frag, in.configKey(frag, b.sourceID, b.compiler), start, out)
 }
 
 // compile configures and builds name's kernel from tree in the build
-// directory obj, and packages it into out (a cache entry being made). The
-// caller holds the build lock.
-func (b *builder) compile(ctx context.Context, name, tree, obj string, frag Fragment, cfgKey string, start time.Time, out string) error {
+// directory obj, and packages it into out (a cache entry being made):
+// frag is what configures it, want what must have taken (see configure).
+// The caller holds the build lock.
+func (b *builder) compile(ctx context.Context, name, tree, obj string, frag, want Fragment, cfgKey string, start time.Time, out string) error {
 	if err := os.MkdirAll(obj, 0o700); err != nil {
 		return err
 	}
@@ -348,7 +349,7 @@ func (b *builder) compile(ctx context.Context, name, tree, obj string, frag Frag
 	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath}
 
 	b.log.Info("kbuild: configuring", "variant", name, "tree", tree, "build", obj)
-	if err := b.configure(ctx, mk, name, frag, cfgKey); err != nil {
+	if err := b.configure(ctx, mk, name, frag, want, cfgKey); err != nil {
 		return err
 	}
 
@@ -411,10 +412,10 @@ func (b *builder) compile(ctx context.Context, name, tree, obj string, frag Frag
 // after an edit to a driver's C code, copy the saved file. Every Kconfig run costs
 // hundreds of compiler probes, and make's own syncconfig runs one anyway,
 // so a variant switch then pays for one instead of two.
-func (b *builder) configure(ctx context.Context, mk *maker, name string, frag Fragment, key string) error {
+func (b *builder) configure(ctx context.Context, mk *maker, name string, frag, want Fragment, key string) error {
 	dot := filepath.Join(mk.obj, ".config")
 	saved := filepath.Join(b.workDir(), "configs", name+"-"+key+".config")
-	if cfg, err := os.ReadFile(saved); err == nil && Check(frag, cfg) == nil {
+	if cfg, err := os.ReadFile(saved); err == nil && Check(want, cfg) == nil {
 		if cur, err := os.ReadFile(dot); err == nil && bytes.Equal(cur, cfg) {
 			return nil
 		}
@@ -431,7 +432,7 @@ func (b *builder) configure(ctx context.Context, mk *maker, name string, frag Fr
 	if err != nil {
 		return err
 	}
-	if err := Check(frag, cfg); err != nil {
+	if err := Check(want, cfg); err != nil {
 		return fmt.Errorf("variant %s: %w", name, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(saved), 0o700); err != nil {

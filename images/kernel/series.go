@@ -65,7 +65,7 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: kernel-configs: %v", ErrNoSource, err)
 	}
-	frag, err := seriesFragment(baseCfg, r)
+	frag, want, err := seriesFragment(baseCfg, r)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", r.Name, err)
 	}
@@ -98,7 +98,7 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 			return err
 		}
 		b.log.Info("kbuild: series applied", "variant", r.Name, "patches", len(r.Patches), "took", time.Since(start).Round(time.Millisecond))
-		return b.compile(ctx, r.Name, tree, filepath.Join(b.workDir(), seriesBuildName), frag, cfgKey, start, tmp)
+		return b.compile(ctx, r.Name, tree, filepath.Join(b.workDir(), seriesBuildName), frag, want, cfgKey, start, tmp)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", r.Name, err)
@@ -115,21 +115,35 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 	}, nil
 }
 
+// selectedOnly are base.config's symbols that have no prompt in a stock
+// tree: the testbed's own Kconfig selects them (kernel-configs/src), as
+// upstream drivers do. On a series' tree they take only when the series
+// selects them, so they are asked for but not required.
+var selectedOnly = []string{"CONFIG_TSM", "CONFIG_TSM_REPORTS", "CONFIG_AUXILIARY_BUS"}
+
 // seriesFragment is base.config, then the recipe's fragment, then the
-// release suffix naming the variant.
-func seriesFragment(baseCfg []byte, r *series.Recipe) (Fragment, error) {
+// release suffix naming the variant (frag); want is what must have taken:
+// all of it but selectedOnly, unless the recipe's fragment asks for them.
+func seriesFragment(baseCfg []byte, r *series.Recipe) (frag, want Fragment, err error) {
 	base, err := ParseFragment("base.config", baseCfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	own, err := ParseFragment(r.Name+" config fragment", r.Fragment)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, ok := own["CONFIG_LOCALVERSION"]; !ok {
 		own["CONFIG_LOCALVERSION"] = strconv.Quote("-" + r.Name)
 	}
-	return Merge(base, own), nil
+	frag = Merge(base, own)
+	want = Merge(base, own)
+	for _, sym := range selectedOnly {
+		if _, asked := own[sym]; !asked {
+			delete(want, sym)
+		}
+	}
+	return frag, want, nil
 }
 
 // treeIdentity names a user's base tree by its git commit; a tree with

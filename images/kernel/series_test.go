@@ -124,3 +124,20 @@ func TestBuildSeriesDoesNotApply(t *testing.T) {
 		t.Fatalf("err = %v, want patch 2's second hunk in rsi.c", err)
 	}
 }
+
+func TestSeriesFragment(t *testing.T) {
+	base := []byte("CONFIG_VIRTIO=y\nCONFIG_TSM=y\nCONFIG_TSM_REPORTS=m\n")
+	frag, want, err := seriesFragment(base, &series.Recipe{Name: "s", Fragment: []byte("CONFIG_TSM_REPORTS=m\nCONFIG_PRINTK_TIME=y\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frag["CONFIG_TSM"] != "y" || frag["CONFIG_LOCALVERSION"] != `"-s"` || frag["CONFIG_PRINTK_TIME"] != "y" {
+		t.Errorf("frag = %v", frag)
+	}
+	if _, ok := want["CONFIG_TSM"]; ok {
+		t.Error("CONFIG_TSM required though only the testbed's Kconfig can select it")
+	}
+	if want["CONFIG_TSM_REPORTS"] != "m" || want["CONFIG_VIRTIO"] != "y" {
+		t.Errorf("want = %v: the series' own request and the rest of base.config must be required", want)
+	}
+}
