@@ -31,6 +31,9 @@ const (
 	// Stock is Debian's linux-source-7.3 with no project patches or
 	// glue: upstream rsi.c and arm_cca_guest, as a distro would ship them.
 	Stock Variant = "stock"
+	// SMCCCBusNext is the SMCCC bus as queued in the arm64 tree for the
+	// next merge window, built from its recipe (variants/smccc-bus-next).
+	SMCCCBusNext Variant = "smccc-bus-next"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -41,6 +44,14 @@ type VariantInfo struct {
 
 // fromSeries holds the variants Register added.
 var fromSeries = map[Variant]bool{}
+
+// fromRecipe holds the built-in variants whose kernel is a recipe in
+// variants/ (linux-source-7.3 plus the project's patch series, no glue).
+var fromRecipe = map[Variant]bool{SMCCCBusNext: true}
+
+// FromRecipe reports whether built-in variant v is built from a recipe
+// in variants/ rather than from kernel-configs.
+func FromRecipe(v Variant) bool { return fromRecipe[v] }
 
 // FromSeries reports whether v was read at run time from a user's patch
 // series (testbed --variant-from) rather than built into the testbed.
@@ -56,6 +67,8 @@ var Variants = []VariantInfo{
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
 	{Stock, "Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side"},
+	// The recipe's Summary (variants' tests keep the two equal).
+	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -13,7 +13,7 @@ func TestParse(t *testing.T) {
 		{"faux/realm", "faux/realm", ""},
 		{"platform/realm@trixie", "platform/realm@trixie", ""},
 		{"platform/realm@forky", "platform/realm", ""},
-		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock)`},
+		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock, smccc-bus-next)`},
 		{"faux/guest", "", `role "guest" (known: host-da, host-noda, realm, plain)`},
 		{"faux/realm@sid", "", `userspace "sid"`},
 		{"faux", "", "want variant/role"},

@@ -51,6 +51,9 @@ type device struct {
 	class     string
 	driver    *driver
 	parent    *device
+	// funcID is an arm_smccc device's SMCCC function ID (struct
+	// arm_smccc_device), what that bus matches and aliases on.
+	funcID uint32
 }
 
 type driver struct {
@@ -94,11 +97,16 @@ func (c *core) classRegister(name string) { c.do(c.t.Mkdir(path.Join("class", na
 // deviceAdd registers a bus device named name under parent (nil: the
 // bus's root directory, rootDir) and offers it to the registered drivers.
 func (c *core) deviceAdd(b *bus, name string, parent *device, rootDir string) *device {
-	dir := path.Join(rootDir, name)
-	if parent != nil {
-		dir = path.Join(parent.dir, name)
+	return c.add(&device{name: name, bus: b, parent: parent}, rootDir)
+}
+
+// add is deviceAdd for a device whose bus-specific fields are set.
+func (c *core) add(d *device, rootDir string) *device {
+	b, name, dir := d.bus, d.name, path.Join(rootDir, d.name)
+	if d.parent != nil {
+		dir = path.Join(d.parent.dir, name)
 	}
-	d := &device{name: name, dir: dir, bus: b, parent: parent}
+	d.dir = dir
 	c.do(c.t.Mkdir(path.Join(dir, "power")))
 	c.do(c.t.Symlink(rel(dir, "bus/"+b.name), path.Join(dir, "subsystem")))
 	if b.modalias != nil {

@@ -47,6 +47,10 @@ type kernelSpec struct {
 	// auxiliary bus (only our glue selects them), and upstream's
 	// arm_cca_guest, autoloaded by rsi.c's arm-cca-dev.
 	upstream bool
+	// smcccGuest: upstream's guest module as the queued SMCCC bus series
+	// makes it (variants/smccc-bus-next): an arm_smccc driver matching
+	// RSI_VERSION's function ID, not a module whose init registers.
+	smcccGuest bool
 }
 
 // idEntry is a one-entry id table: the bus and the id matched on it.
@@ -150,6 +154,10 @@ var kernels = map[cell.Variant]kernelSpec{
 		fauxModule: true,
 		glue:       func(*core, buses, rmi.Decisions) {}, // the module makes its devices
 	},
+	cell.SMCCCBusNext: {
+		upstream: true, smcccGuest: true,
+		glue: smcccBusNext,
+	},
 	cell.Stock: {
 		upstream: true,
 		// arch/arm64/kernel/rsi.c: arm-cca-dev when is_realm_world(),
@@ -160,6 +168,32 @@ var kernels = map[cell.Variant]kernelSpec{
 			}
 		},
 	},
+}
+
+// The SMCCC function IDs the queued bus matches on (include/linux/arm-smccc.h,
+// asm/rsi_smc.h), and its alias prefix.
+const (
+	rsiVersion  uint32 = 0xC4000190 // SMC_RSI_ABI_VERSION
+	smcccPrefix        = "arm_smccc:"
+)
+
+// smcccBusNext is the queued series' registration: the arm_smccc bus at
+// subsys_initcall; at device_initcall one device per service whose
+// discovery call answered, named without a suffix and with no parent
+// (devices/<name>): arm-rsi when RSI_VERSION answered over SMC. The
+// TRNG's device (arm-smccc-trng) would join it when TRNG_VERSION
+// answers; neither firmware the testbed boots on answers it. The RSI
+// code adds /sys/firmware/cca/realm_guest on every kernel.
+func smcccBusNext(c *core, _ buses, d rmi.Decisions) {
+	sb := c.busRegister(&bus{
+		name:     "arm_smccc",
+		uevent:   func(dev *device) []string { return []string{fmt.Sprintf("MODALIAS=%sf%08X", smcccPrefix, dev.funcID)} },
+		modalias: func(dev *device) string { return fmt.Sprintf("%sf%08X", smcccPrefix, dev.funcID) },
+	})
+	if d.RSI {
+		c.add(&device{name: "arm-rsi", bus: sb, funcID: rsiVersion}, "devices")
+	}
+	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
 }
 
 // modules is the kernel's modules.alias and modules.dep, as file2alias
@@ -182,7 +216,11 @@ func (k kernelSpec) modules() *kmod.Index {
 	if k.upstream {
 		// Upstream's platform_device_id table, kept "so userspace can
 		// autoload this module when RSI is available".
-		alias("platform:arm-cca-dev", ccaGuest)
+		a := "platform:arm-cca-dev"
+		if k.smcccGuest { // file2alias: arm_smccc:f%08X of the table's function ID
+			a = fmt.Sprintf("%sf%08X", smcccPrefix, rsiVersion)
+		}
+		alias(a, ccaGuest)
 		x.Deps[ccaGuest] = []string{reportMod}
 	}
 	return x
@@ -265,6 +303,18 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
 		case ccaGuest:
+			if k.smcccGuest {
+				sb := c.buses["arm_smccc"]
+				c.driverRegister(&driver{name: ccaGuest, bus: sb, module: name,
+					match: func(dev *device) bool { return dev.funcID == rsiVersion },
+					probe: func(*device) error {
+						if !d.RSI { // is_realm_world()
+							return errNoDev
+						}
+						return nil // tsm_report_register(ops, NULL)
+					}})
+				return true // module_arm_smccc_driver: init is driver_register
+			}
 			// Not a platform driver: its init registers the report
 			// provider in a realm and fails -ENODEV elsewhere; the
 			// device it was autoloaded for stays unbound.

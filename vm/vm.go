@@ -40,6 +40,7 @@ import (
 	"cca-testbed/rmi"
 	"cca-testbed/series"
 	"cca-testbed/snapshot"
+	"cca-testbed/variants"
 )
 
 // BaseCmdline is what every cell's kernel boots with before the firmware
@@ -268,6 +269,12 @@ func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kernel.Kernel, e
 	if r, ok := b.opts.Recipes[v]; ok {
 		return kernel.BuildSeries(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, r)
 	}
+	if r, ok, err := variants.Recipe(v); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return kernel.BuildSeries(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, r)
+	}
 	return kernel.Build(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, v)
 }
 
@@ -304,7 +311,7 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 		// The kernel asks the realm firmware over SMC, as upstream does.
 		return BaseCmdline, "realmfw:" + p.Name, nil
 	}
-	if c.Variant == cell.Stock {
+	if c.Variant == cell.Stock || cell.FromRecipe(c.Variant) {
 		return BaseCmdline, "none", nil // no glue reads the command line
 	}
 	_, table := rmi.Probe(rmi.New(p))

@@ -1,0 +1,85 @@
+// Package variants holds the built-in variants that are written as
+// recipes (series.Recipe): a directory per variant with its quilt series
+// of the project's own patches against linux-source-7.3, its config
+// fragment and its provenance (who, branch or version, date, commit).
+// They are embedded in the testbed and built by kernel.BuildSeries like
+// a series a user brings; cell names them and vm builds them from here.
+//
+// Tests: go test ./variants (every recipe reads, applies to the unpacked
+// linux-source-7.3 and is known to cell with its provenance); the real
+// build and boot of smccc-bus-next/realm are in ./vm (TestRecipeVariant).
+package variants
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"cca-testbed/cell"
+	"cca-testbed/series"
+)
+
+//go:embed smccc-bus-next
+var files embed.FS
+
+// loaded is every recipe, read once: the embedded files never change.
+var loaded = sync.OnceValues(readAll)
+
+// Recipe returns the recipe of built-in variant v, or false when v is
+// not built from a recipe.
+func Recipe(v cell.Variant) (*series.Recipe, bool, error) {
+	all, err := loaded()
+	if err != nil {
+		return nil, false, err
+	}
+	r, ok := all[v]
+	return r, ok, nil
+}
+
+// All returns every built-in recipe by variant.
+func All() (map[cell.Variant]*series.Recipe, error) { return loaded() }
+
+func readAll() (map[cell.Variant]*series.Recipe, error) {
+	dirs, err := fs.ReadDir(files, ".")
+	if err != nil {
+		return nil, err
+	}
+	out := map[cell.Variant]*series.Recipe{}
+	for _, d := range dirs {
+		r, err := readDir(d.Name())
+		if err != nil {
+			return nil, fmt.Errorf("built-in recipe variants/%s: %w", d.Name(), err)
+		}
+		out[cell.Variant(r.Name)] = r
+	}
+	return out, nil
+}
+
+// readDir copies the embedded directory to a scratch directory, which
+// series.Read takes, and removes it again.
+func readDir(name string) (*series.Recipe, error) {
+	tmp, err := os.MkdirTemp("", "cca-testbed-recipe-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	sub, err := fs.Sub(files, name)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, name)
+	if err := os.CopyFS(dir, sub); err != nil {
+		return nil, err
+	}
+	r, err := series.Read(context.Background(), dir)
+	if err != nil {
+		return nil, err
+	}
+	// Name the source as it is in the tree, not the scratch copy.
+	r.Provenance.Source = "variants/" + name
+	return r, nil
+}

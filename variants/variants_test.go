@@ -1,0 +1,110 @@
+package variants
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+	"cca-testbed/images"
+	"cca-testbed/series"
+)
+
+// TestKnownToCell: every recipe is a built-in variant of cell, described
+// there by its recipe's summary (what `testbed variants` and the report
+// show, provenance included), and every variant cell says is built from a
+// recipe has one here.
+func TestKnownToCell(t *testing.T) {
+	all, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 {
+		t.Fatal("no recipes embedded")
+	}
+	for v, r := range all {
+		if !cell.FromRecipe(v) {
+			t.Errorf("%s: cell does not mark it as built from a recipe", v)
+		}
+		var desc string
+		for _, vi := range cell.Variants {
+			if vi.Name == v {
+				desc = vi.Description
+			}
+		}
+		if want := "recipe: " + r.Summary(); desc != want {
+			t.Errorf("%s: cell's description\n %q\nwant the recipe's\n %q", v, desc, want)
+		}
+		if r.Provenance.Who == "" || r.Provenance.Version == "" || r.Provenance.Date == "" || r.Provenance.Commit == "" {
+			t.Errorf("%s: provenance incomplete: %+v", v, r.Provenance)
+		}
+	}
+	for _, vi := range cell.Variants {
+		if _, ok := all[vi.Name]; cell.FromRecipe(vi.Name) && !ok {
+			t.Errorf("%s: cell says it is built from a recipe; variants has none", vi.Name)
+		}
+	}
+	if _, ok, err := Recipe(cell.Platform); ok || err != nil {
+		t.Errorf("Recipe(platform) = %v, %v; want no recipe", ok, err)
+	}
+}
+
+// TestOwnPatches: the patches are the project's: written by cca-testbed,
+// no upstream sign-offs, each naming the queued commit it models.
+func TestOwnPatches(t *testing.T) {
+	r, ok, err := Recipe(cell.SMCCCBusNext)
+	if err != nil || !ok {
+		t.Fatalf("Recipe(%s) = %v, %v", cell.SMCCCBusNext, ok, err)
+	}
+	if len(r.Patches) != 5 {
+		t.Errorf("%d patches, want 5", len(r.Patches))
+	}
+	for _, p := range r.Patches {
+		if !strings.HasPrefix(p.Author, "cca-testbed") {
+			t.Errorf("%s: author %q", p.Name, p.Author)
+		}
+		if bytes.Contains(p.Diff, []byte("Signed-off-by:")) {
+			t.Errorf("%s: carries a Signed-off-by line", p.Name)
+		}
+		if !bytes.Contains(p.Diff, []byte("Model of the queued")) {
+			t.Errorf("%s: does not name the queued commit it models", p.Name)
+		}
+	}
+}
+
+// TestApplies: every recipe applies to the unpacked linux-source-7.3
+// (scripts/setup-host), hunk by hunk with no fuzz, as a build would.
+func TestApplies(t *testing.T) {
+	dir, err := images.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src", "linux-source-7.3")
+	if _, err := os.Stat(filepath.Join(src, ".unpacked")); err != nil {
+		t.Fatalf("no unpacked kernel source (run scripts/setup-host): %v", err)
+	}
+	all, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, r := range all {
+		if err := series.Check(context.Background(), src, r.Patches); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+}
+
+// TestNoScratchLeft: reading the recipes leaves no scratch directory.
+func TestNoScratchLeft(t *testing.T) {
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-recipe-*"))
+	if _, err := readAll(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-recipe-*"))
+	if len(after) > len(before) {
+		t.Errorf("scratch directories left: %v (before: %v)", after, before)
+	}
+}
