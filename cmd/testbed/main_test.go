@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,7 +265,7 @@ func TestFidelity(t *testing.T) {
 
 func TestBenchEmulated(t *testing.T) {
 	out, stderr, code := testbed(t, "bench", "--runs", "2")
-	if code != exitOK || !strings.HasPrefix(out, "bench what=emulated-matrix cells=40 runs=2 median=") {
+	if code != exitOK || !strings.HasPrefix(out, fmt.Sprintf("bench what=emulated-matrix cells=%d runs=2 median=", len(cell.Matrix()))) {
 		t.Fatalf("exit %d %s\n%s", code, stderr, out)
 	}
 }
