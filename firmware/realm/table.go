@@ -81,8 +81,10 @@ var firmwareCalls = []uint32{
 }
 
 // versionRequests are the revisions a kernel may ask RSI_VERSION for:
-// 1.0 (Linux 7.3) and the later ones the DA series asks for.
-var versionRequests = []uint64{rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0)}
+// 1.0 (Linux 7.3) and the later ones the DA series asks for, and 0: the
+// queued SMCCC bus (variants/smccc-bus-next) discovers RSI by calling
+// RSI_VERSION with zero arguments and takes any answer but NOT_SUPPORTED.
+var versionRequests = []uint64{0, rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0)}
 
 // NewTable writes the table for a realm whose firmware the model m
 // describes. The model must be a realm (RSI) with the firmware's IPA width.
