@@ -3,7 +3,6 @@ module cca-testbed
 go 1.26.0
 
 require (
-	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242
 	github.com/fxamacker/cbor/v2 v2.9.0
 	github.com/hashicorp/go-multierror v1.1.1
 	github.com/veraison/go-cose v1.3.0
@@ -11,7 +10,6 @@ require (
 )
 
 require (
-	github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect
 	github.com/hashicorp/errwrap v1.0.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -5,29 +5,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"time"
 
 	"cca-testbed/internal/timeout"
-
-	"github.com/digitalocean/go-qemu/qmp"
 )
 
-// monitor is a QMP connection where nothing can block past a deadline.
+// monitor is a QMP client where nothing can block past a deadline and no
+// command can take another's reply.
 //
-// go-qemu's SocketMonitor has no deadline of its own: Connect waits for
-// the banner forever and Run waits for the reply forever, and a reply that
-// arrives after its caller gave up would be handed to the next command.
-// So every call runs in a goroutine raced against the context, and a call
-// that loses (or fails in any way) closes the connection: Disconnect
-// unblocks the waiting Run by closing the socket, and the next call dials
-// afresh (cheap: under a millisecond on a unix socket). Events are never
-// subscribed, so go-qemu's reader never blocks on an event channel.
+// Every command carries an "id" unique for the monitor's life and only the
+// reply echoing it is taken; events and replies with another id are passed
+// by. That matters because QEMU can send a reply on a later connection than
+// the command came on: a command abandoned at its deadline (the connection
+// closed) that QEMU was already executing is answered on whatever
+// connection is open when it finishes, and without ids that stale reply was
+// read as the next command's (savevm got a query-status reply, the
+// capabilities handshake got a stale one and every later reply was one
+// off). go-qemu's SocketMonitor, used before, has no ids, no deadlines and
+// hands out a reply slice that its reader goroutine goes on overwriting.
+//
+// The connection's read and write deadlines follow the call's context, so
+// a call returns by its deadline without helper goroutines. A connection
+// that saw a timeout or a transport error is closed and the next call dials
+// afresh (under a millisecond on a unix socket); a QEMU error reply leaves
+// it in use. Commands run one at a time.
 type monitor struct {
 	path string
 	// sem holds one token: one command at a time, acquired with a context
 	// so a caller stuck behind a slow command still keeps its deadline.
-	sem chan struct{}
-	mon *qmp.SocketMonitor // nil when not connected; guarded by sem
+	sem  chan struct{}
+	conn *qmpConn // nil when not connected; guarded by sem
+	seq  uint64   // last id used; guarded by sem
 }
 
 func newMonitor(path string) *monitor {
@@ -38,43 +49,109 @@ func newMonitor(path string) *monitor {
 // (times timeout.Scale).
 const defaultCallTimeout = 10 * time.Second
 
+// QMPError is an error reply from QEMU: the command was received and
+// refused, and the connection is still in step.
+type QMPError struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
+func (e *QMPError) Error() string { return e.Class + ": " + e.Desc }
+
+// qmpConn is one connection after the capabilities handshake.
+type qmpConn struct {
+	c   net.Conn
+	dec *json.Decoder // QMP is a stream of JSON values, not lines
+}
+
+// message is any value QEMU sends: the banner, an event, or a reply.
+type message struct {
+	QMP    json.RawMessage `json:"QMP"`
+	Event  string          `json:"event"`
+	ID     json.RawMessage `json:"id"`
+	Return json.RawMessage `json:"return"`
+	Error  *QMPError       `json:"error"`
+}
+
+// bound makes c's reads and writes fail at ctx's deadline or as soon as ctx
+// is cancelled; the returned func undoes the cancellation hook.
+func bound(ctx context.Context, c net.Conn) func() bool {
+	dl, _ := ctx.Deadline() // zero (none) when ctx has no deadline
+	c.SetDeadline(dl)
+	return context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+}
+
 // dialQMP connects to the socket at path and does the capabilities
-// handshake within ctx.
-func dialQMP(ctx context.Context, path string) (*qmp.SocketMonitor, error) {
-	wait := timeout.Scaled(defaultCallTimeout)
-	if dl, ok := ctx.Deadline(); ok {
-		wait = time.Until(dl)
-	}
-	if wait <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	mon, err := qmp.NewSocketMonitor("unix", path, wait)
+// handshake within ctx, with id as the handshake's id.
+func dialQMP(ctx context.Context, path, id string) (*qmpConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- mon.Connect() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			mon.Disconnect()
-			return nil, fmt.Errorf("handshake: %w", err)
+	stop := bound(ctx, c)
+	q := &qmpConn{c: c, dec: json.NewDecoder(c)}
+	fail := func(err error) (*qmpConn, error) {
+		c.Close()
+		return nil, fmt.Errorf("no QMP banner and handshake on %s: %w", path, ctxErr(ctx, err))
+	}
+	var ban message
+	if err := q.dec.Decode(&ban); err != nil {
+		return fail(err)
+	}
+	if ban.QMP == nil {
+		return fail(errors.New("the first message is not a QMP banner"))
+	}
+	if _, err := q.call(id, "qmp_capabilities", nil); err != nil {
+		return fail(err)
+	}
+	if !stop() {
+		// ctx ended just now and its hook may still be setting a past
+		// deadline on c: never hand such a connection on.
+		return fail(context.Cause(ctx))
+	}
+	return q, nil
+}
+
+// call sends one command with id and reads until the reply with that id.
+func (q *qmpConn) call(id, cmd string, args any) (json.RawMessage, error) {
+	req, err := json.Marshal(struct {
+		Execute   string `json:"execute"`
+		Arguments any    `json:"arguments,omitempty"`
+		ID        string `json:"id"`
+	}{cmd, args, id})
+	if err != nil {
+		return nil, fmt.Errorf("encoding arguments: %w", err)
+	}
+	if _, err := q.c.Write(append(req, '\n')); err != nil {
+		return nil, err
+	}
+	for {
+		var m message
+		if err := q.dec.Decode(&m); err != nil {
+			return nil, err
 		}
-		return mon, nil
-	case <-ctx.Done():
-		// Connect cannot be interrupted without racing on go-qemu's
-		// internals, so let it finish in the background: it ends when the
-		// peer answers or goes away (Stop kills QEMU, so it does), and the
-		// connection is closed then. The caller is not held up.
-		go func() {
-			<-done
-			mon.Disconnect()
-		}()
-		return nil, fmt.Errorf("no QMP banner and handshake on %s: %w", path, context.Cause(ctx))
+		var got string
+		if m.Event != "" || json.Unmarshal(m.ID, &got) != nil || got != id {
+			continue // an event, or a reply to a command given up on
+		}
+		if m.Error != nil {
+			return nil, m.Error
+		}
+		if m.Return == nil {
+			return nil, fmt.Errorf("reply to %s has neither return nor error", cmd)
+		}
+		return m.Return, nil
 	}
 }
 
-// run executes one raw QMP command and returns its "return" value.
+// nextID is a fresh command id. Caller holds sem.
+func (m *monitor) nextID() string {
+	m.seq++
+	return "cca-" + strconv.FormatUint(m.seq, 10)
+}
+
+// run executes one QMP command and returns its "return" value.
 func (m *monitor) run(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
 	ctx, cancel := withDefaultTimeout(ctx, timeout.Scaled(defaultCallTimeout))
 	defer cancel()
@@ -85,63 +162,56 @@ func (m *monitor) run(ctx context.Context, cmd string, args any) (json.RawMessag
 	}
 	defer func() { <-m.sem }()
 
-	if m.mon == nil {
-		mon, err := dialQMP(ctx, m.path)
+	if m.conn == nil {
+		q, err := dialQMP(ctx, m.path, m.nextID())
 		if err != nil {
 			return nil, err
 		}
-		m.mon = mon
+		m.conn = q
 	}
-	req, err := json.Marshal(qmp.Command{Execute: cmd, Args: args})
-	if err != nil {
-		return nil, fmt.Errorf("encoding arguments: %w", err)
-	}
-	type result struct {
-		out []byte
-		err error
-	}
-	mon := m.mon
-	ch := make(chan result, 1)
-	go func() {
-		out, err := mon.Run(req)
-		ch <- result{out, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			// A QEMU error reply leaves the connection usable, but a
-			// transport error does not and go-qemu does not say which it
-			// was: start over either way.
+	stop := bound(ctx, m.conn.c)
+	out, err := m.conn.call(m.nextID(), cmd, args)
+	// A false stop means ctx's hook ran or is running: the connection may
+	// get a past deadline at any moment, so it is not reused.
+	reusable := stop()
+	var qe *QMPError
+	if err == nil || errors.As(err, &qe) {
+		// An error reply is a refusal; the connection is still in step.
+		if !reusable {
 			m.drop()
-			return nil, r.err
 		}
-		var resp struct {
-			Return json.RawMessage `json:"return"`
-		}
-		if err := json.Unmarshal(r.out, &resp); err != nil {
-			m.drop()
-			return nil, fmt.Errorf("decoding reply: %w", err)
-		}
-		return resp.Return, nil
-	case <-ctx.Done():
-		// Closing the socket makes the pending Run return; wait for it so
-		// no goroutine outlives the call.
-		m.drop()
-		<-ch
-		return nil, fmt.Errorf("no reply: %w", context.Cause(ctx))
+		return out, err
 	}
+	m.drop()
+	if err = ctxErr(ctx, err); ctx.Err() != nil {
+		return nil, fmt.Errorf("no reply: %w", err)
+	}
+	return nil, err
+}
+
+// ctxErr is ctx's cause when err came from ctx ending (the socket's
+// deadline is ctx's, and may fire a moment before ctx's own timer), else
+// err.
+func ctxErr(ctx context.Context, err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		<-ctx.Done()
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // drop closes the connection; the next run dials again. Caller holds sem.
 func (m *monitor) drop() {
-	if m.mon != nil {
-		m.mon.Disconnect()
-		m.mon = nil
+	if m.conn != nil {
+		m.conn.c.Close()
+		m.conn = nil
 	}
 }
 
 // close drops the connection unless a command holds it (that command's own
-// deadline then closes it).
+// deadline, or QEMU's exit closing the socket, then ends it).
 func (m *monitor) close() {
 	select {
 	case m.sem <- struct{}{}:

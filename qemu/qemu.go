@@ -12,9 +12,8 @@
 // table; and "rme", the Realm Management Extension machine that needs a
 // user-supplied TF-A + TF-RMM flash image.
 //
-// go-qemu is used only here, and only its qmp.SocketMonitor with raw
-// commands: its generated bindings stop at QEMU 7.1 and its Connect has no
-// timeout, so every call goes through monitor, which bounds it.
+// QMP is spoken by monitor (monitor.go), a small client of our own: every
+// call is bounded by its context and matches its reply by id.
 //
 // Tests: go test ./qemu (real QEMU from scripts/setup-host; no kernel image
 // needed: the VM tests start QEMU paused with a header-only dummy kernel).

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"cca-testbed/internal/timeout"
 )
 
 // needQEMU fails (never skips) when scripts/setup-host has not run.
@@ -93,7 +95,7 @@ func TestStartStatusStop(t *testing.T) {
 		t.Errorf("run dir not tightened to 0700: %v %v", st.Mode(), err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout.Scaled(5*time.Second))
 	defer cancel()
 	st, err := v.Status(ctx)
 	if err != nil || st != "prelaunch" {
@@ -110,7 +112,9 @@ func TestStartStatusStop(t *testing.T) {
 	if st, err := v.Status(ctx); err != nil || st != "prelaunch" {
 		t.Fatalf("QMP unusable after an error reply: %q, %v", st, err)
 	}
-	if err := v.SaveVM(ctx, "t1"); err != nil {
+	// SaveVM's own budget (60 s × timeout.Scale), not the 5 s of the quick
+	// commands: savevm writes all of RAM and takes seconds on a busy host.
+	if err := v.SaveVM(context.Background(), "t1"); err != nil {
 		t.Fatalf("SaveVM: %v", err)
 	}
 	if err := v.SaveVM(ctx, "bad tag"); !errors.Is(err, ErrConfig) {
