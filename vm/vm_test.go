@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,37 +36,135 @@ func newBackend(t *testing.T, o Options) *Backend {
 	return b
 }
 
-// leftovers fails the test if a QEMU started by the test is still alive or
-// a run directory was left behind.
-func leftovers(t *testing.T, before []string) {
+// ownTemp gives the test a TMPDIR of its own, so the run directories its
+// instances make can be told from those of other testbeds running beside
+// it on the machine.
+func ownTemp(t *testing.T) string {
 	t.Helper()
-	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-*"))
-	for _, d := range after {
-		if !contains(before, d) {
-			t.Errorf("run directory left behind: %s", d)
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), "qemu-system-aarch64") && strings.Contains(string(b), "cca-testbed-") {
-			t.Errorf("QEMU left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
-		}
+	d := t.TempDir()
+	t.Setenv("TMPDIR", d)
+	return d
+}
+
+// leftovers fails the test if a QEMU this test process started is still
+// running or a run directory was left in tmp (from ownTemp).
+func leftovers(t *testing.T, tmp string) {
+	t.Helper()
+	for _, l := range leaks(tmp) {
+		t.Error(l)
 	}
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
+// leaks lists the run directories in tmp and the live QEMU children of
+// this process: only what this process made, never another testbed's.
+func leaks(tmp string) []string {
+	var out []string
+	for _, pat := range []string{"cca-testbed-*", "cca-qemu-*"} {
+		dirs, _ := filepath.Glob(filepath.Join(tmp, pat))
+		for _, d := range dirs {
+			out = append(out, "run directory left behind: "+d)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		if ppid(p) != os.Getpid() {
+			continue
+		}
+		// A reaped-to-be zombie has an empty cmdline: it is not running.
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if err == nil && strings.HasPrefix(filepath.Base(argv0), "qemu-system-") {
+			out = append(out, "QEMU left running: "+strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")))
+		}
+	}
+	return out
+}
+
+// ppid is the parent pid in a /proc/PID/stat file, -1 if unreadable. The
+// fields follow the command name's closing parenthesis (the name itself
+// may hold spaces and parentheses).
+func ppid(statPath string) int {
+	b, err := os.ReadFile(statPath)
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// grandchildNamed reports whether a child of pid runs with argv[0] name.
+func grandchildNamed(pid int, name string) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
+		if ppid(p) == pid && strings.HasPrefix(string(b), name+"\x00") {
 			return true
 		}
 	}
 	return false
 }
 
-func tempDirs() []string {
-	d, _ := filepath.Glob(filepath.Join(os.TempDir(), "cca-testbed-*"))
-	return d
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 10 s")
+}
+
+// TestLeaks: the leftover check sees a QEMU-named child of this process
+// and a run directory in the test's TMPDIR, and passes by a QEMU-named
+// process that is not its child (another testbed's) and run directories
+// elsewhere.
+func TestLeaks(t *testing.T) {
+	tmp := ownTemp(t)
+	other := t.TempDir() // stands for /tmp shared with other testbeds
+	for _, d := range []string{filepath.Join(other, "cca-testbed-theirs"), filepath.Join(tmp, "unrelated")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not our child: bash's, named as QEMU is.
+	theirs := exec.Command("bash", "-c", "exec -a qemu-system-aarch64 sleep 60 & wait")
+	theirs.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := theirs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(-theirs.Process.Pid, syscall.SIGKILL); theirs.Wait() }()
+	waitFor(t, func() bool { return grandchildNamed(theirs.Process.Pid, "qemu-system-aarch64") })
+	if got := leaks(tmp); len(got) != 0 {
+		t.Fatalf("leaks with nothing of ours left: %q", got)
+	}
+
+	ours := &exec.Cmd{Path: "/bin/sleep", Args: []string{"qemu-system-aarch64", "60"}}
+	if err := ours.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "cca-testbed-x-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(leaks(tmp), "\n")
+	if !strings.Contains(got, "QEMU left running: qemu-system-aarch64 60") || !strings.Contains(got, "run directory left behind: "+dir) {
+		t.Errorf("leaks missed ours:\n%s", got)
+	}
+	ours.Process.Kill()
+	ours.Wait()
+	os.Remove(dir)
+	if got := leaks(tmp); len(got) != 0 {
+		t.Errorf("leaks after cleaning up: %q", got)
+	}
 }
 
 func mustCell(t *testing.T, s string) cell.Cell {
@@ -81,8 +180,7 @@ func mustCell(t *testing.T, s string) cell.Cell {
 // snapshot with the emulated model's, fact for fact: 0 differences is the
 // bar (issue: the model must agree with every real cell).
 func TestFidelity(t *testing.T) {
-	before := tempDirs()
-	defer leftovers(t, before)
+	defer leftovers(t, ownTemp(t))
 	b := newBackend(t, Options{})
 	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm"), mustCell(t, "platform/host-da")}
 	ctx := context.Background()
@@ -130,7 +228,7 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("kernel panic", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{ExtraCmdline: "init=/nonexistent"})
 		start := time.Now()
 		_, err := b.Start(ctx, c)
@@ -151,7 +249,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("sshd never starts", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{ExtraCmdline: "systemd.mask=ssh.socket systemd.mask=ssh.service", BootTimeout: 40 * time.Second})
 		inst, err := b.Start(ctx, c)
 		if err == nil {
@@ -167,7 +265,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("QEMU killed, SSH hanging, then closed", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{})
 		inst, err := b.Start(ctx, c)
 		if err != nil {
@@ -203,7 +301,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C during boot", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		cctx, cancel := context.WithCancel(ctx)
 		b := newBackend(t, Options{})
 		b.opts.Progress = func(_, phase string) {
@@ -222,7 +320,7 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("RSI table the realm firmware refuses", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		table, err := newBackend(t, Options{}).rsiTable(mustCell(t, "platform/realm"))
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +391,7 @@ func TestHostAlias(t *testing.T) {
 // TestResume: a kept cell saves its booted guest once and later starts
 // from it with -loadvm, faster than a boot and just as usable.
 func TestResume(t *testing.T) {
-	defer leftovers(t, tempDirs())
+	defer leftovers(t, ownTemp(t))
 	c := mustCell(t, "platform/plain")
 	b := newBackend(t, Options{RunDir: t.TempDir(), Resume: true})
 	ctx := context.Background()
@@ -378,7 +476,7 @@ func TestRunDirCleanup(t *testing.T) {
 // directories each get their own directory and both come through; before,
 // the second cleared the first's live directory (overlay, QMP socket).
 func TestSameCellTwice(t *testing.T) {
-	defer leftovers(t, tempDirs())
+	defer leftovers(t, ownTemp(t))
 	c := mustCell(t, "platform/plain")
 	root := t.TempDir()
 	b := newBackend(t, Options{RunDir: root})
