@@ -515,7 +515,7 @@ func TestSameCellTwice(t *testing.T) {
 // systemd, which looks for arm-cca-dev, says none. The emulated model
 // must agree fact for fact.
 func TestSMCCCBusNextRealm(t *testing.T) {
-	defer leftovers(t, tempDirs())
+	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
 	c := mustCell(t, "smccc-bus-next/realm")
 	b := newBackend(t, Options{})
