@@ -155,6 +155,10 @@ func (m *monitor) nextID() string {
 func (m *monitor) run(ctx context.Context, cmd string, args any) (json.RawMessage, error) {
 	ctx, cancel := withDefaultTimeout(ctx, timeout.Scaled(defaultCallTimeout))
 	defer cancel()
+	if ctx.Err() != nil {
+		// Not "waiting for the previous command" when none is running.
+		return nil, fmt.Errorf("no time left for %s: %w", cmd, context.Cause(ctx))
+	}
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():

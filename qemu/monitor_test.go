@@ -339,3 +339,19 @@ func TestMonitorConcurrentCallers(t *testing.T) {
 		t.Errorf("%d own replies, %d gave up: want some of each", ok.Load(), gaveUp.Load())
 	}
 }
+
+// TestMonitorExpiredContext: a call whose time is already up says so,
+// not that it waited for a previous command (none was running).
+func TestMonitorExpiredContext(t *testing.T) {
+	m := newMonitor(fakeQMP(t, answer(func(string) string { return `{"return": {}}` })))
+	defer m.close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	for range 20 { // the old select picked either way at random
+		_, err := m.run(ctx, "quit", nil)
+		if !isDeadline(err) || !strings.Contains(err.Error(), "no time left for quit") {
+			t.Fatalf("got %v, want no time left for quit", err)
+		}
+	}
+}

@@ -145,8 +145,11 @@ func TestStartStatusStop(t *testing.T) {
 		t.Errorf("reproduce.sh is not valid sh: %v: %s", err, out)
 	}
 
+	// Stop's own budget: savevm may have used up ctx on a busy host.
+	sctx, scancel := context.WithTimeout(context.Background(), timeout.Scaled(10*time.Second))
+	defer scancel()
 	pid := v.Pid()
-	if err := v.Stop(ctx); err != nil {
+	if err := v.Stop(sctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 	if !gone(pid) {
@@ -156,7 +159,7 @@ func TestStartStatusStop(t *testing.T) {
 		t.Errorf("Wait after Stop: %v, want nil", err)
 	}
 	within(t, v.Exited(), 0, "Exited after Stop")
-	if err := v.Stop(ctx); err != nil {
+	if err := v.Stop(sctx); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.Dir, QMPSocket)); !errors.Is(err, os.ErrNotExist) {
