@@ -1,8 +1,13 @@
 // Package cell names what the testbed measures: a registration variant, a
-// role and a guest userspace. A cell is written "variant/role", with
-// "@userspace" appended when it is not the default (forky), e.g.
-// "faux/realm" or "platform/realm@trixie". Every other package takes its
-// names from here, so the CLI, files and reports agree.
+// role, the firmware that answers and a guest userspace. A cell is written
+// "variant/role", then "@firmware" when real Arm firmware answers instead
+// of the rmi model, then "@userspace" when it is not the default (forky):
+// "faux/realm", "platform/realm@trixie", "platform/host@tf-rmm-0.9".
+// Firmware and userspace names never overlap, so each "@" qualifier says
+// which axis it sets; both may be given, in either order, and String
+// writes them firmware first. Every name is safe in a file name (letters,
+// digits, '-', '.', '@' and the '/' FileName replaces). Every other package
+// takes its names from here, so the CLI, files and reports agree.
 //
 // Tests: go test ./cell
 package cell
@@ -117,10 +122,37 @@ const (
 	HostNoDA Role = "host-noda" // KVM host whose RMM lacks it
 	Realm    Role = "realm"     // realm guest (RSI answers)
 	Plain    Role = "plain"     // ordinary guest, no RMM, no RSI
+	// Host is a KVM host on real firmware: the RMM itself says whether it
+	// has Device Assignment, so the model's DA/no-DA split does not exist.
+	Host Role = "host"
 )
 
-// Roles lists every role in report order.
+// Roles lists the roles the rmi model answers, in report order.
 var Roles = []Role{HostDA, HostNoDA, Realm, Plain}
+
+// FirmwareRoles lists the roles real firmware answers.
+var FirmwareRoles = []Role{Host}
+
+// Firmware names a real Arm firmware build (TF-A + TF-RMM, images/firmware)
+// that answers a cell's calls; "" means the rmi model answers.
+type Firmware string
+
+const (
+	TFRMM09 Firmware = "tf-rmm-0.9" // TF-A v2.15 + TF-RMM v0.9: RMM 2.0
+	TFRMM08 Firmware = "tf-rmm-0.8" // TF-A v2.14 + TF-RMM v0.8: RMM 1.x
+)
+
+// FirmwareInfo describes a firmware build in one line.
+type FirmwareInfo struct {
+	Name        Firmware
+	Description string
+}
+
+// Firmwares lists the real firmware builds, newest first.
+var Firmwares = []FirmwareInfo{
+	{TFRMM09, "TF-A v2.15.0 + TF-RMM v0.9.0 (RMM 2.0) on QEMU's RME machine"},
+	{TFRMM08, "TF-A v2.14.0 + TF-RMM v0.8.0 (RMM 1.0/1.1) on QEMU's RME machine"},
+}
 
 // Userspace is the Debian release inside the guest.
 type Userspace string
@@ -146,20 +178,55 @@ func (u Userspace) SystemdVersion() int {
 	}
 }
 
-// Cell is one point of the matrix.
+// Cell is one point of the matrix. Firmware is "" for the model's cells.
 type Cell struct {
 	Variant   Variant
 	Role      Role
 	Userspace Userspace
+	Firmware  Firmware
 }
 
-// String gives the canonical name, e.g. "faux/realm" or "faux/realm@trixie".
+// String gives the canonical name, e.g. "faux/realm", "faux/realm@trixie"
+// or "faux/host@tf-rmm-0.9".
 func (c Cell) String() string {
 	s := string(c.Variant) + "/" + string(c.Role)
+	if c.Firmware != "" {
+		s += "@" + string(c.Firmware)
+	}
 	if c.Userspace != "" && c.Userspace != DefaultUserspace {
 		s += "@" + string(c.Userspace)
 	}
 	return s
+}
+
+// Real reports whether real firmware, not the rmi model, answers the cell.
+func (c Cell) Real() bool { return c.Firmware != "" }
+
+// Check reports a cell that cannot be booted: real firmware answers only
+// the host role, and the model never answers it.
+func (c Cell) Check() error {
+	switch {
+	case c.Firmware != "" && c.Role != Host:
+		hint := "use role host"
+		if c.Role == Realm || c.Role == Plain {
+			hint = "real firmware answers only host cells; drop @" + string(c.Firmware)
+		}
+		return fmt.Errorf("%w: cell %s: on real firmware the RMM decides Device Assignment and only the host role exists (%s, e.g. %s/host@%s)",
+			ErrUnknown, c, hint, c.Variant, c.Firmware)
+	case c.Firmware == "" && c.Role == Host:
+		return fmt.Errorf("%w: cell %s: role host needs real firmware (%s/host@%s); the model's host roles are host-da and host-noda",
+			ErrUnknown, c, c.Variant, TFRMM09)
+	}
+	return nil
+}
+
+// FirmwareProfile is the rmi profile that answers as this cell's firmware
+// does: the profile named after the real firmware build, else the role's.
+func (c Cell) FirmwareProfile() string {
+	if c.Firmware != "" {
+		return string(c.Firmware)
+	}
+	return c.Role.FirmwareProfile()
 }
 
 // FileName is String with characters safe in a file name ("faux_realm").
@@ -191,14 +258,35 @@ func ParseVariant(s string) (Variant, error) {
 	return "", fmt.Errorf("%w: variant %q (known: %s)", ErrUnknown, s, VariantNames())
 }
 
-// ParseRole checks s against the known roles.
+// ParseRole checks s against the known roles, the model's and real
+// firmware's.
 func ParseRole(s string) (Role, error) {
-	for _, r := range Roles {
+	all := append(append([]Role{}, Roles...), FirmwareRoles...)
+	for _, r := range all {
 		if string(r) == s {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("%w: role %q (known: %s)", ErrUnknown, s, join(Roles))
+	return "", fmt.Errorf("%w: role %q (known: %s)", ErrUnknown, s, join(all))
+}
+
+// ParseFirmware checks s against the known firmware builds.
+func ParseFirmware(s string) (Firmware, error) {
+	for _, f := range Firmwares {
+		if string(f.Name) == s {
+			return f.Name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: firmware %q (known: %s)", ErrUnknown, s, FirmwareNames())
+}
+
+// FirmwareNames lists the known firmware builds, comma separated.
+func FirmwareNames() string {
+	names := make([]Firmware, len(Firmwares))
+	for i, f := range Firmwares {
+		names[i] = f.Name
+	}
+	return join(names)
 }
 
 // ParseUserspace checks s against the known userspaces.
@@ -211,12 +299,13 @@ func ParseUserspace(s string) (Userspace, error) {
 	return "", fmt.Errorf("%w: userspace %q (known: %s)", ErrUnknown, s, join(Userspaces))
 }
 
-// Parse reads "variant/role[@userspace]".
+// Parse reads "variant/role[@firmware][@userspace]" and checks the
+// combination (Check).
 func Parse(s string) (Cell, error) {
-	name, us, hasUS := strings.Cut(s, "@")
+	name, quals, _ := strings.Cut(s, "@")
 	v, r, ok := strings.Cut(name, "/")
 	if !ok {
-		return Cell{}, fmt.Errorf("%w: cell %q: want variant/role[@userspace], e.g. faux/realm", ErrUnknown, s)
+		return Cell{}, fmt.Errorf("%w: cell %q: want variant/role[@firmware][@userspace], e.g. faux/realm or faux/host@%s", ErrUnknown, s, TFRMM09)
 	}
 	c := Cell{Userspace: DefaultUserspace}
 	var err error
@@ -226,10 +315,23 @@ func Parse(s string) (Cell, error) {
 	if c.Role, err = ParseRole(r); err != nil {
 		return Cell{}, err
 	}
-	if hasUS {
-		if c.Userspace, err = ParseUserspace(us); err != nil {
-			return Cell{}, err
+	if quals != "" || strings.HasSuffix(s, "@") {
+		var seenFW, seenUS bool
+		for _, q := range strings.Split(quals, "@") {
+			if fw, err := ParseFirmware(q); err == nil && !seenFW {
+				c.Firmware, seenFW = fw, true
+				continue
+			}
+			if us, err := ParseUserspace(q); err == nil && !seenUS {
+				c.Userspace, seenUS = us, true
+				continue
+			}
+			return Cell{}, fmt.Errorf("%w: cell %q: qualifier %q is not a firmware (%s) or userspace (%s), or repeats one",
+				ErrUnknown, s, q, FirmwareNames(), join(Userspaces))
 		}
+	}
+	if err := c.Check(); err != nil {
+		return Cell{}, err
 	}
 	return c, nil
 }
@@ -251,18 +353,24 @@ func join[T ~string](xs []T) string {
 	return strings.Join(s, ", ")
 }
 
-// Matrix is the default set of cells: every variant in every role on the
-// default userspace, plus every realm cell on trixie (whose systemd never
-// detects CCA, which is the point of measuring it).
+// Matrix is the default set of cells: every variant in every model role on
+// the default userspace, every realm cell on trixie (whose systemd never
+// detects CCA, which is the point of measuring it), and every variant's
+// host on each real firmware build.
 func Matrix() []Cell {
 	var cells []Cell
 	for _, v := range Variants {
 		for _, r := range Roles {
-			cells = append(cells, Cell{v.Name, r, DefaultUserspace})
+			cells = append(cells, Cell{Variant: v.Name, Role: r, Userspace: DefaultUserspace})
 		}
 	}
 	for _, v := range Variants {
-		cells = append(cells, Cell{v.Name, Realm, Trixie})
+		cells = append(cells, Cell{Variant: v.Name, Role: Realm, Userspace: Trixie})
+	}
+	for _, f := range Firmwares {
+		for _, v := range Variants {
+			cells = append(cells, Cell{Variant: v.Name, Role: Host, Userspace: DefaultUserspace, Firmware: f.Name})
+		}
 	}
 	return cells
 }

@@ -14,8 +14,19 @@ func TestParse(t *testing.T) {
 		{"platform/realm@trixie", "platform/realm@trixie", ""},
 		{"platform/realm@forky", "platform/realm", ""},
 		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock, smccc-bus-next)`},
-		{"faux/guest", "", `role "guest" (known: host-da, host-noda, realm, plain)`},
-		{"faux/realm@sid", "", `userspace "sid"`},
+		{"faux/guest", "", `role "guest" (known: host-da, host-noda, realm, plain, host)`},
+		{"faux/host@tf-rmm-0.9", "faux/host@tf-rmm-0.9", ""},
+		{"faux/host@tf-rmm-0.8@trixie", "faux/host@tf-rmm-0.8@trixie", ""},
+		{"faux/host@trixie@tf-rmm-0.8", "faux/host@tf-rmm-0.8@trixie", ""},
+		{"faux/host@forky@tf-rmm-0.9", "faux/host@tf-rmm-0.9", ""},
+		{"faux/host", "", "role host needs real firmware"},
+		{"faux/host-da@tf-rmm-0.9", "", "only the host role exists (use role host"},
+		{"faux/realm@tf-rmm-0.9", "", "drop @tf-rmm-0.9"},
+		{"faux/host@tf-rmm-1.0", "", `qualifier "tf-rmm-1.0" is not a firmware`},
+		{"faux/host@tf-rmm-0.9@tf-rmm-0.8", "", "or repeats one"},
+		{"faux/realm@", "", `qualifier ""`},
+		{"faux/realm@trixie@trixie", "", "or repeats one"},
+		{"faux/realm@sid", "", `qualifier "sid" is not a firmware (tf-rmm-0.9, tf-rmm-0.8) or userspace (forky, trixie)`},
 		{"faux", "", "want variant/role"},
 	}
 	for _, tt := range tests {
@@ -36,8 +47,8 @@ func TestParse(t *testing.T) {
 
 func TestMatrix(t *testing.T) {
 	cells := Matrix()
-	if len(cells) != len(Variants)*len(Roles)+len(Variants) {
-		t.Fatalf("len = %d, want %d", len(cells), len(Variants)*(len(Roles)+1))
+	if want := len(Variants) * (len(Roles) + 1 + len(Firmwares)); len(cells) != want {
+		t.Fatalf("len = %d, want %d", len(cells), want)
 	}
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -49,8 +60,11 @@ func TestMatrix(t *testing.T) {
 		if err != nil || back != c {
 			t.Fatalf("round trip %s: %v, %v", c, back, err)
 		}
-		if strings.Contains(c.FileName(), "/") {
-			t.Fatalf("FileName %q has a slash", c.FileName())
+		if strings.Trim(c.FileName(), "abcdefghijklmnopqrstuvwxyz0123456789-_.@") != "" {
+			t.Fatalf("FileName %q holds a character unsafe in a file name", c.FileName())
+		}
+		if err := c.Check(); err != nil {
+			t.Fatalf("matrix cell %s: %v", c, err)
 		}
 	}
 }
@@ -60,6 +74,12 @@ func TestProfilesAndSystemd(t *testing.T) {
 	for r, p := range want {
 		if got := r.FirmwareProfile(); got != p {
 			t.Errorf("%s.FirmwareProfile() = %q, want %q", r, got, p)
+		}
+	}
+	for _, f := range Firmwares {
+		c := Cell{Variant: Platform, Role: Host, Firmware: f.Name}
+		if got := c.FirmwareProfile(); got != string(f.Name) {
+			t.Errorf("%s.FirmwareProfile() = %q, want the profile named after the firmware", c, got)
 		}
 	}
 	if Trixie.SystemdVersion() != 257 || Forky.SystemdVersion() != 262 {
