@@ -31,7 +31,7 @@ func (m *Model) Profile() Profile { return m.p.clone() }
 
 // SMC answers one call. RMI calls on a profile without RMI, RSI calls on a
 // profile without RSI, and function IDs outside both ranges answer
-// NotSupported. RMI and RSI functions the model does not implement (all RMI
+// NotSupported with the arguments left in x1..x3 (Unknown). RMI and RSI functions the model does not implement (all RMI
 // functions except VERSION and FEATURES; RSI IPA_STATE_* and HOST_CALL)
 // answer NotSupported too: the testbed never needs them, and a made-up
 // success would be a lie the snapshot could not expose.
@@ -62,7 +62,7 @@ func (m *Model) SMC(fid uint32, args ...uint64) [4]uint64 {
 			return m.realm.call(fid, args)
 		}
 	}
-	return [4]uint64{NotSupported}
+	return Unknown(args...)
 }
 
 func regAt(regs []uint64, i uint64) uint64 {

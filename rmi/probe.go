@@ -17,23 +17,42 @@ type Decisions struct {
 // the host series' RMI_ABI_VERSION 1.0).
 var probeRevision = Revision(1, 0)
 
+// RecordedRevisions are the RMI revisions the glue asks about after 1.0,
+// and RecordedFeatureRegs the feature registers after 0: no decision reads
+// their answers, they are asked so a run records what an RMM 1.1 or 2.0
+// tells a kernel that asks (RMM 2.0 keeps DA in register 2), and so the
+// model is held against real firmware on every one of them.
+var (
+	RecordedRevisions   = []uint64{Revision(1, 1), Revision(2, 0)}
+	RecordedFeatureRegs = []uint64{1, 2, 3, 4}
+)
+
 // Probe asks c exactly what the kernel glue asks, in the same order:
-// RMI_VERSION(1.0), RMI_FEATURES(0), RSI_VERSION(1.0). All three are always
-// asked, so the Table is a complete answer sheet for the glue whatever its
-// short-cuts. It returns the decisions and the answers it observed.
+// RMI_VERSION(1.0), RMI_VERSION of each RecordedRevisions, RMI_FEATURES(0),
+// RMI_FEATURES of each RecordedFeatureRegs, RSI_VERSION(1.0). Every call is
+// always asked, so the Table is a complete answer sheet for the glue
+// whatever its short-cuts. It returns the decisions, read from the three
+// questions the RFC's code asks, and the answers it observed.
 //
 // RMI_FEATURES returns its status in x0 and the register in x1 (TF-RMM
 // smc_read_feature_register; Linux rmi_features() reads res.a1), so DA is
 // read from x1.
 func Probe(c Caller) (Decisions, Table) {
-	t := make(Table, 0, 3)
+	t := make(Table, 0, 3+len(RecordedRevisions)+len(RecordedFeatureRegs))
 	ask := func(fid uint32, arg uint64) [4]uint64 {
-		r := c.SMC(fid, arg)
+		// The glue passes x2 = x3 = 0, so what comes back is defined.
+		r := c.SMC(fid, arg, 0, 0)
 		t = append(t, Answer{FID: fid, Arg: arg, Ret: r})
 		return r
 	}
 	v := ask(RMIVersion, probeRevision)
+	for _, r := range RecordedRevisions {
+		ask(RMIVersion, r)
+	}
 	f := ask(RMIFeatures, 0)
+	for _, i := range RecordedFeatureRegs {
+		ask(RMIFeatures, i)
+	}
 	s := ask(RSIVersion, probeRevision)
 
 	var d Decisions

@@ -90,21 +90,28 @@ func reg(fields map[Field]uint64) uint64 {
 	return r
 }
 
-// The RMM 1.0 register 0 the host profiles share: values as TF-RMM reports
-// them on QEMU's "max" CPU (48-bit stage 2, PMU with 6 counters, SHA-256
-// and SHA-512, a GICv3 with 4 list registers, reported as "number minus
-// one"). Only DA and the hash bits matter to the testbed's decisions.
-var rmm10Reg0 = reg(map[Field]uint64{
-	Reg0S2SZ:         48,
-	Reg0NumBPs:       5,
-	Reg0NumWPs:       3,
-	Reg0PMUEn:        1,
-	Reg0PMUNumCtrs:   6,
-	Reg0HashSHA256:   1,
-	Reg0HashSHA512:   1,
-	Reg0GICv3NumLRs:  3,
-	Reg0MaxRecsOrder: 6,
-})
+// Feature registers as the real firmware answers them on QEMU 10's RME
+// machine (-cpu max,x-rme=on,pauth-impdef=on), read by the testbed's glue
+// and by a bare probe on 2026-11-28 (kernel-configs/README.md, README.md
+// "Real Arm firmware"). Register 0 of TF-RMM v0.8.0: S2SZ 52, LPA2, SVE
+// with VL field 15, 6 breakpoints and 4 watchpoints (fields are "number
+// minus one"), PMU with 6 counters, SHA-256 and SHA-512, 4 GICv3 list
+// registers (field 3), MAX_RECS_ORDER 10, no DA.
+const (
+	tfrmm08Reg0 uint64 = 0x28f34317f34
+	// TF-RMM v0.9.0 (RMM 2.0): register 0 keeps S2SZ, LPA2, SVE and the
+	// debug fields (its PMU fields are compiled out); register 1 holds
+	// the 4K granule, SHA-256, SHA-512, MAX_RECS_ORDER 10, L0GPTSZ and
+	// PPS; register 2 is DA, cleared because the RMM found no SMMU;
+	// register 3 the planes; register 4 the MEC count (0 on QEMU).
+	tfrmm09Reg0 uint64 = 0x317f34
+	tfrmm09Reg1 uint64 = 0x142a9
+	tfrmm09Reg3 uint64 = 0x3
+)
+
+// rmm10Reg0 is register 0 of the RMM 1.x host profiles: what TF-RMM v0.8.0
+// reports on the same QEMU CPU the model's cells boot.
+var rmm10Reg0 = tfrmm08Reg0
 
 func builtinProfiles() []Profile {
 	return []Profile{
@@ -114,29 +121,24 @@ func builtinProfiles() []Profile {
 		},
 		{
 			Name:         "rmm-1.0",
-			Description:  "RMM 1.0 (TF-RMM v0.4..v0.6): RMI 1.0, feature register 0 without DA",
+			Description:  "RMM 1.0: RMI 1.0 only, feature register 0 without DA (as TF-RMM v0.8.0 built by default answers on QEMU)",
 			RMIRevisions: []uint64{Revision(1, 0)},
 			RMIFeatures:  []uint64{rmm10Reg0},
 			Numbering:    Numbering10,
 		},
 		{
 			Name:         "rmm-1.1",
-			Description:  "RMM 1.1-alpha (TF-RMM v0.8): RMI 1.0 and 1.1, DA in feature register 0 bit 42, NOT_SUPPORTED=5",
+			Description:  "RMM 1.1-alpha layout: RMI 1.0 and 1.1, DA in feature register 0 bit 42 (TF-RMM v0.8 with RMM_V1_1, which does not boot on QEMU), NOT_SUPPORTED=5",
 			RMIRevisions: []uint64{Revision(1, 0), Revision(1, 1)},
 			RMIFeatures:  []uint64{Reg0DA.Set(rmm10Reg0, 1)},
 			Numbering:    NumberingTFRMM08,
 		},
 		{
 			Name:         "rmm-2.0",
-			Description:  "RMM 2.0 (TF-RMM v0.9): RMI 2.0 only, hash bits in register 1, DA in register 2 bit 0",
+			Description:  "RMM 2.0 layout: RMI 2.0 only, hash bits in register 1, DA set in register 2 bit 0 (TF-RMM v0.9's answers with an SMMU, which QEMU's TF-A does not describe)",
 			RMIRevisions: []uint64{Revision(2, 0)},
-			RMIFeatures: []uint64{
-				// Register 0 keeps only bits 31:0 of the 1.0 layout.
-				rmm10Reg0 & 0xFFFFFFFF,
-				reg(map[Field]uint64{Reg1GranSz4K: 1, Reg1HashSHA256: 1, Reg1HashSHA512: 1, Reg1MaxRecsOrder: 6}),
-				Reg2DA.Set(0, 1),
-			},
-			Numbering: NumberingTFRMM08,
+			RMIFeatures:  []uint64{tfrmm09Reg0, tfrmm09Reg1, Reg2DA.Set(0, 1), tfrmm09Reg3},
+			Numbering:    NumberingTFRMM08,
 		},
 		{
 			Name:         "realm",
@@ -146,6 +148,20 @@ func builtinProfiles() []Profile {
 			// IPA width 32: the memory map the realm firmware builds on
 			// QEMU virt (firmware/realm/README.md); shared bit 31.
 			Realm: RealmConfig{IPAWidth: 32, HashAlgo: HashSHA256},
+		},
+		{
+			Name:         "tf-rmm-0.9",
+			Description:  "TF-A v2.15.0 + TF-RMM v0.9.0 on QEMU's RME machine, as measured: RMI 2.0 only, no DA (no SMMU list in the boot manifest)",
+			RMIRevisions: []uint64{Revision(2, 0)},
+			RMIFeatures:  []uint64{tfrmm09Reg0, tfrmm09Reg1, 0, tfrmm09Reg3},
+			Numbering:    NumberingTFRMM08,
+		},
+		{
+			Name:         "tf-rmm-0.8",
+			Description:  "TF-A v2.14.0 + TF-RMM v0.8.0 on QEMU's RME machine, as measured: RMI 1.0 only (RMM_V1_1 off), no DA",
+			RMIRevisions: []uint64{Revision(1, 0)},
+			RMIFeatures:  []uint64{tfrmm08Reg0},
+			Numbering:    NumberingTFRMM08,
 		},
 	}
 }
@@ -159,7 +175,8 @@ func (p Profile) clone() Profile {
 }
 
 // Profiles lists the built-in firmware profiles: none, rmm-1.0, rmm-1.1,
-// rmm-2.0, realm.
+// rmm-2.0, realm, and the measured tf-rmm-0.9 and tf-rmm-0.8 (named after
+// the real firmware builds they stand in for, cell.Firmware).
 func Profiles() []Profile {
 	return builtinProfiles()
 }

@@ -309,7 +309,7 @@ func TestHostHasNoRealm(t *testing.T) {
 		p, _ := LookupProfile(name)
 		m := New(p)
 		for _, fid := range []uint32{0xC4000192, 0xC4000193, 0xC4000194, 0xC4000195, 0xC4000196} {
-			if got := m.SMC(fid, 0x40000000); got != [4]uint64{NotSupported} {
+			if got := m.SMC(fid, 0x40000000); got != Unknown(0x40000000) {
 				t.Errorf("%s: %s = %#x, want NotSupported", name, FIDName(fid), got)
 			}
 		}

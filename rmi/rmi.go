@@ -40,6 +40,18 @@ type Caller interface {
 // an RSI function.
 const NotSupported uint64 = 0xFFFFFFFFFFFFFFFF
 
+// Unknown is what a call that nothing implements returns: x0 NotSupported
+// and x1..x3 as the caller passed them (missing arguments as 0). TF-A
+// (SMC_UNK), QEMU's own PSCI and the realm firmware write only x0, so the
+// caller's registers come back as they went in; measured on TF-A v2.15
+// with TF-RMM v0.9: RSI_VERSION(0x10000) from the host returns
+// x0=-1 x1=0x10000.
+func Unknown(args ...uint64) [4]uint64 {
+	r := [4]uint64{NotSupported}
+	copy(r[1:], args)
+	return r
+}
+
 // fidBase makes an SMCCC fast call, SMC64, standard-service owner ID:
 // bit 31 fast, bit 30 SMC64, owner 4 in bits 29:24 (SMCCC, ARM_SMCCC_CALL_VAL
 // in include/linux/arm-smccc.h). RMI and RSI numbers are in the standard

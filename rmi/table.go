@@ -28,8 +28,9 @@ func (a Answer) String() string {
 }
 
 // Table is a list of recorded answers. It is itself a Caller that replays
-// them: a (FID, first argument) pair it does not list answers NotSupported,
-// exactly as the kernel glue treats the command line.
+// them: a (FID, first argument) pair it does not list answers as a call
+// nothing implements (Unknown), exactly as the kernel glue treats the
+// command line.
 type Table []Answer
 
 var _ Caller = Table(nil)
@@ -46,28 +47,32 @@ func (t Table) SMC(fid uint32, args ...uint64) [4]uint64 {
 			return a.Ret
 		}
 	}
-	return [4]uint64{NotSupported}
+	return Unknown(args...)
 }
 
 // Cmdline renders the table as the kernel parameter,
-// "cca_testbed.smc=FID:ARG:R0:R1:R2:R3,..." in lowercase hex without 0x,
-// or "cca_testbed.smc=none" when every answer is a plain NotSupported
-// (the glue answers unlisted calls that way anyway).
+// "cca_testbed.smc=FID:ARG:R0:R1:R2:R3,..." in lowercase hex without 0x.
+// Answers the glue would give an unlisted call anyway (x0 NotSupported,
+// x1 the argument, x2 and x3 zero: Unknown of the glue's arguments) are
+// left out, since the parameter's room is bounded;
+// "cca_testbed.smc=none" when nothing else is left.
 func (t Table) Cmdline() string {
-	return CmdlineParam + "=" + t.value()
-}
-
-func (t Table) value() string {
-	none := true
+	var listed Table
 	for _, a := range t {
-		if a.Ret != [4]uint64{NotSupported} {
-			none = false
-			break
+		if a.Ret != Unknown(a.Arg, 0, 0) {
+			listed = append(listed, a)
 		}
 	}
-	if none {
-		return "none"
+	if len(listed) == 0 {
+		return CmdlineParam + "=none"
 	}
+	return CmdlineParam + "=" + listed.Value()
+}
+
+// Value renders every answer as "FID:ARG:R0:R1:R2:R3,..." (lowercase hex
+// without 0x), NotSupported ones included: the format of the glue's
+// answers parameter, which ParseCmdline reads back.
+func (t Table) Value() string {
 	var b strings.Builder
 	for i, a := range t {
 		if i > 0 {
