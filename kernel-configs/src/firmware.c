@@ -34,11 +34,17 @@ struct smc_entry {
 	unsigned long r[4];
 };
 
+/* Room for every call the glue makes (cca_testbed_init). */
+#define FW_MAX_CALLS	16
+
 static char smc_param[SMC_PARAM_MAX];
 static bool smc_given;
 static struct smc_entry smc_table[SMC_MAX_ENTRIES];
 static unsigned int smc_entries;
 static struct cca_testbed_fw fw;
+/* Every call made and its raw answer, in order, for the answers parameter. */
+static struct smc_entry calls[FW_MAX_CALLS];
+static unsigned int ncalls;
 
 /*
  * Built-in parameters are set before the allocators exist, so the value is
@@ -64,9 +70,9 @@ static const struct kernel_param_ops smc_ops = {
 module_param_cb(smc, &smc_ops, NULL, 0);
 MODULE_PARM_DESC(smc, "emulated firmware answers: FID:ARG:R0:R1:R2:R3[,...] in hex, or none");
 
-static int conduit_set(const char *val, const struct kernel_param *kp)
+static int read_only_set(const char *val, const struct kernel_param *kp)
 {
-	pr_err("cca_testbed.conduit is read-only; pass cca_testbed.smc= to emulate the firmware\n");
+	pr_err("%s is read-only; pass cca_testbed.smc= to emulate the firmware\n", kp->name);
 	return -EPERM;
 }
 
@@ -76,11 +82,34 @@ static int conduit_get(char *buffer, const struct kernel_param *kp)
 }
 
 static const struct kernel_param_ops conduit_ops = {
-	.set = conduit_set,
+	.set = read_only_set,
 	.get = conduit_get,
 };
 module_param_cb(conduit, &conduit_ops, NULL, 0444);
 MODULE_PARM_DESC(conduit, "who answered the firmware calls: emulated-rmi or smc");
+
+/*
+ * answers: what the firmware (or the table) answered, in the table's own
+ * format, so a run can be held against the model answer for answer.
+ */
+static int answers_get(char *buffer, const struct kernel_param *kp)
+{
+	unsigned int i;
+	int n = 0;
+
+	for (i = 0; i < ncalls; i++)
+		n += sysfs_emit_at(buffer, n, "%s%x:%llx:%lx:%lx:%lx:%lx", i ? "," : "",
+				   calls[i].fid, calls[i].arg, calls[i].r[0], calls[i].r[1],
+				   calls[i].r[2], calls[i].r[3]);
+	return n + sysfs_emit_at(buffer, n, "%s\n", ncalls ? "" : "none");
+}
+
+static const struct kernel_param_ops answers_ops = {
+	.set = read_only_set,
+	.get = answers_get,
+};
+module_param_cb(answers, &answers_ops, NULL, 0444);
+MODULE_PARM_DESC(answers, "every firmware call the glue made and its x0..x3: FID:ARG:R0:R1:R2:R3[,...] in hex");
 
 static int __init parse_entry(char *s, struct smc_entry *e)
 {
@@ -137,15 +166,21 @@ static void __init parse_table(void)
 	pr_info("smc table: %u entries\n", n);
 }
 
-static void __init fw_call(u32 fid, u64 arg, struct arm_smccc_res *res)
+static void __init fw_ask(u32 fid, u64 arg, struct arm_smccc_res *res)
 {
 	unsigned int i;
 
+	/*
+	 * x2 and x3 are passed as 0: firmware that does not implement a call
+	 * writes only x0 (TF-A's SMC_UNK), so the rest of the answer is what
+	 * the glue put there, and must be defined to be recorded.
+	 */
 	if (!fw.emulated) {
-		arm_smccc_1_1_invoke(fid, arg, res);
+		arm_smccc_1_1_invoke(fid, arg, 0, 0, res);
 		return;
 	}
-	*res = (struct arm_smccc_res){ .a0 = SMCCC_RET_NOT_SUPPORTED };
+	/* Unlisted: what such firmware answers. */
+	*res = (struct arm_smccc_res){ .a0 = SMCCC_RET_NOT_SUPPORTED, .a1 = arg };
 	for (i = 0; i < smc_entries; i++) {
 		if (smc_table[i].fid == fid && smc_table[i].arg == arg) {
 			res->a0 = smc_table[i].r[0];
@@ -156,6 +191,22 @@ static void __init fw_call(u32 fid, u64 arg, struct arm_smccc_res *res)
 		}
 	}
 }
+
+static void __init fw_call(u32 fid, u64 arg, struct arm_smccc_res *res)
+{
+	fw_ask(fid, arg, res);
+	if (ncalls < FW_MAX_CALLS)
+		calls[ncalls++] = (struct smc_entry){ fid, arg,
+			{ res->a0, res->a1, res->a2, res->a3 } };
+}
+
+/*
+ * Asked only to be recorded (no decision reads them): the other RMI
+ * revisions and the feature registers past 0, so a run shows what an RMM
+ * 1.1 or 2.0 tells a kernel that asks (RMM 2.0 keeps DA in register 2).
+ */
+static const u64 recorded_revisions[] __initconst = { 0x10001, 0x20000 };
+#define RECORDED_FEATURE_REGS	4
 
 const struct cca_testbed_fw *cca_testbed_firmware(void)
 {
@@ -171,6 +222,7 @@ EXPORT_SYMBOL_GPL(cca_testbed_firmware);
 static int __init cca_testbed_init(void)
 {
 	struct arm_smccc_res res;
+	unsigned int i;
 
 	fw.emulated = smc_given;
 	pr_info("variant %s, conduit %s\n", CCA_TESTBED_VARIANT,
@@ -184,12 +236,22 @@ static int __init cca_testbed_init(void)
 	pr_info("RMI_VERSION(%#lx) x0=%#lx: RMI %s\n", CCA_ABI_1_0, res.a0,
 		fw.rmi ? "present" : "absent");
 
+	for (i = 0; i < ARRAY_SIZE(recorded_revisions); i++) {
+		fw_call(CCA_RMI_VERSION, recorded_revisions[i], &res);
+		pr_info("RMI_VERSION(%#llx) x0=%#lx x1=%#lx x2=%#lx\n",
+			recorded_revisions[i], res.a0, res.a1, res.a2);
+	}
+
 	/* x0 is the status, x1 the feature register (RMM spec, Linux rmi_features()). */
 	fw_call(CCA_RMI_FEATURES, 0, &res);
 	fw.rmi_features0 = res.a1;
 	fw.da = fw.rmi && res.a0 == 0 && (res.a1 & CCA_RMI_FEATURE0_DA);
 	pr_info("RMI_FEATURES(0) x0=%#lx x1=%#lx: DA %s\n", res.a0, res.a1,
 		fw.da ? "yes" : "no");
+	for (i = 1; i <= RECORDED_FEATURE_REGS; i++) {
+		fw_call(CCA_RMI_FEATURES, i, &res);
+		pr_info("RMI_FEATURES(%u) x0=%#lx x1=%#lx\n", i, res.a0, res.a1);
+	}
 
 	fw_call(CCA_RSI_VERSION, CCA_ABI_1_0, &res);
 	fw.rsi_version = res.a0;
