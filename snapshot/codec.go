@@ -63,7 +63,8 @@ func (s *Snapshot) Text() string {
 
 func (m *Meta) pairs() [][2]string {
 	return [][2]string{{"cell", m.Cell}, {"backend", m.Backend}, {"conduit", m.Conduit},
-		{"userspace", m.Userspace}, {"kernel", m.Kernel}, {"firmware", m.Firmware}}
+		{"userspace", m.Userspace}, {"kernel", m.Kernel}, {"firmware", m.Firmware},
+		{"real_firmware", m.RealFirmware}, {"rmm_version", m.RMMVersion}}
 }
 
 func (m *Meta) field(key string) *string {
@@ -80,6 +81,10 @@ func (m *Meta) field(key string) *string {
 		return &m.Kernel
 	case "firmware":
 		return &m.Firmware
+	case "real_firmware":
+		return &m.RealFirmware
+	case "rmm_version":
+		return &m.RMMVersion
 	}
 	return nil
 }

@@ -38,10 +38,19 @@ const (
 	KindModule    = "module"    // a loaded module; value is its initstate
 	KindCVM       = "cvm"       // a confidential-VM probe; path is the probe, value the verdict
 	KindUnit      = "unit"      // a systemd unit's state
+	// KindAnswer is one firmware call the kernel glue made; path is
+	// AnswersParam/NAME(ARG), value its x0..x3 ("x0=0x1 x1=0x20000 ...").
+	KindAnswer = "answer"
 )
 
 // Meta says where a snapshot came from. It is not compared by Diff.
 type Meta struct {
+	// RealFirmware names the real firmware build that answered
+	// (cell.Firmware, "tf-rmm-0.9"), and RMMVersion is the line the RMM
+	// printed about itself on the console ("Booting RMM v.0.9.0(release) ...").
+	RealFirmware string `json:"real_firmware,omitempty"`
+	RMMVersion   string `json:"rmm_version,omitempty"`
+
 	Cell      string `json:"cell"`
 	Backend   string `json:"backend"`             // emulated or qemu
 	Conduit   string `json:"conduit,omitempty"`   // who answered firmware calls: emulated-rmi:<profile>, smc, none
@@ -98,7 +107,7 @@ func kindRank(k string) int {
 }
 
 var kindOrder = []string{KindAbsent, KindDir, KindLink, KindDevice, KindSubsystem, KindDriver,
-	KindModalias, KindUevent, KindFile, KindModule, KindCVM, KindUnit}
+	KindModalias, KindUevent, KindFile, KindModule, KindAnswer, KindCVM, KindUnit}
 
 // Get returns the values of every fact with this kind and path.
 func (s *Snapshot) Get(kind, path string) []string {

@@ -48,6 +48,7 @@ func mkTree(t *testing.T) string {
 	link("bus/platform/devices/9000000.pl011", "../../../devices/platform/9000000.pl011")
 	file("module/cca_guest_tsm/initstate", "live\n")
 	file("module/printk/parameters/time", "Y\n")
+	file("module/cca_testbed/parameters/answers", "c4000150:10000:1:20000:20000:0,c4000165:2:0:0:0:0,c4000190:10000:ffffffffffffffff:0:0:0\n")
 	if err := os.MkdirAll(filepath.Join(root, "kernel/config/tsm/report"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +75,9 @@ func TestTake(t *testing.T) {
 		"dir kernel/config/tsm",
 		"dir kernel/config/tsm/report",
 		"module module/cca_guest_tsm live",
+		"answer module/cca_testbed/parameters/answers/RMI_VERSION(0x10000) x0=0x1 x1=0x20000 x2=0x20000 x3=0x0",
+		"answer module/cca_testbed/parameters/answers/RMI_FEATURES(0x2) x0=0x0 x1=0x0 x2=0x0 x3=0x0",
+		"answer module/cca_testbed/parameters/answers/RSI_VERSION(0x10000) x0=0xffffffffffffffff x1=0x0 x2=0x0 x3=0x0",
 	}
 	text := s.Text()
 	for _, w := range want {
@@ -91,8 +95,19 @@ func TestTake(t *testing.T) {
 	}
 }
 
+func TestTakeBadAnswers(t *testing.T) {
+	root := mkTree(t)
+	if err := os.WriteFile(filepath.Join(root, AnswersParam), []byte("c4000150:zz\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Take(os.DirFS(root), Meta{}); err == nil || !strings.Contains(err.Error(), AnswersParam) {
+		t.Fatalf("Take with a malformed answers list: err = %v, want one naming %s", err, AnswersParam)
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
-	s, err := Take(os.DirFS(mkTree(t)), Meta{Cell: "platform/realm", Backend: "test", Kernel: "7.3.4-platform", Firmware: "rmm-2.0"})
+	s, err := Take(os.DirFS(mkTree(t)), Meta{Cell: "platform/realm", Backend: "test", Kernel: "7.3.4-platform", Firmware: "rmm-2.0",
+		RealFirmware: "tf-rmm-0.9", RMMVersion: "Booting RMM v.0.9.0(release) 1a2b3c4"})
 	if err != nil {
 		t.Fatal(err)
 	}

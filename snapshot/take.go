@@ -7,6 +7,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"cca-testbed/rmi"
 )
 
 // Roots are the sysfs directories a snapshot covers (relative to /sys).
@@ -98,6 +100,7 @@ func (w *walker) root(root string) error {
 			}
 			w.add(KindModule, path.Join(root, e.Name()), st)
 		}
+		return w.answers()
 	case root == "firmware/cca":
 		w.add(KindDir, root, "")
 		for _, e := range ents {
@@ -194,4 +197,36 @@ func readAttr(fsys fs.FS, p string) (string, error) {
 		return "", err
 	}
 	return strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", " "), nil
+}
+
+// AnswersParam is where the kernel glue lists every firmware call it made
+// and the raw answer (kernel-configs/README.md), relative to /sys.
+const AnswersParam = "module/cca_testbed/parameters/answers"
+
+// answers adds one fact per call the glue made, keyed by the call, so two
+// snapshots compare answer for answer. Kernels without the parameter add
+// nothing.
+func (w *walker) answers() error {
+	v, err := readAttr(w.fsys, AnswersParam)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t, err := rmi.ParseCmdline(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", AnswersParam, err)
+	}
+	for _, a := range t {
+		w.add(KindAnswer, AnswerPath(a.FID, a.Arg),
+			fmt.Sprintf("x0=%#x x1=%#x x2=%#x x3=%#x", a.Ret[0], a.Ret[1], a.Ret[2], a.Ret[3]))
+	}
+	return nil
+}
+
+// AnswerPath is the fact path of call fid(arg), e.g.
+// "module/cca_testbed/parameters/answers/RMI_VERSION(0x10000)".
+func AnswerPath(fid uint32, arg uint64) string {
+	return fmt.Sprintf("%s/%s(%#x)", AnswersParam, rmi.FIDName(fid), arg)
 }
