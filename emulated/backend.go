@@ -17,8 +17,9 @@ import (
 // the model's view of a cell (the CLI, the fidelity tests) starts it here,
 // so they all read it the same way matrix reads a real guest.
 type Backend struct {
-	// Profile overrides every role's rmi firmware profile; "" means the
-	// role's own (cell.Role.FirmwareProfile).
+	// Profile overrides every cell's rmi firmware profile; "" means the
+	// cell's own (cell.Cell.FirmwareProfile: the profile named after a
+	// real firmware build, else the role's).
 	Profile string
 }
 
@@ -29,12 +30,18 @@ func (Backend) Name() string { return "emulated" }
 
 // Start implements matrix.Backend.
 func (b Backend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error) {
-	p, err := rmi.LookupProfile(cmp.Or(b.Profile, c.Role.FirmwareProfile()))
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	p, err := rmi.LookupProfile(cmp.Or(b.Profile, c.FirmwareProfile()))
 	if err != nil {
 		return nil, err
 	}
-	d, _ := rmi.Probe(rmi.New(p))
+	d, table := rmi.Probe(rmi.New(p))
 	sys, err := New(c, d)
+	if err == nil {
+		err = sys.SetAnswers(table)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c, err)
 	}

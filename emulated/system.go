@@ -51,6 +51,12 @@ func New(c cell.Cell, d rmi.Decisions) (*System, error) {
 	return &System{cell: c, sys: k.t, root: root}, nil
 }
 
+// SetAnswers lists the calls the glue made and their answers in its
+// read-only answers parameter, as the real glue does (kernel-configs/README.md).
+func (s *System) SetAnswers(t rmi.Table) error {
+	return s.sys.WriteFile(snapshot.AnswersParam, t.Value()+"\n")
+}
+
 // FS is the guest root (paths like "sys/class/tsm").
 func (s *System) FS() fs.FS { return s.root }
 
