@@ -33,6 +33,25 @@ var DefaultPatterns = []Pattern{
 	{"realm firmware fault", regexp.MustCompile(`^realmfw: fatal: `)},
 }
 
+// Stage is a step of the boot that announces itself on the console: the
+// firmware's (TF-A's BL1, BL2, BL31, then TF-RMM) and the kernel's.
+type Stage struct {
+	Name string
+	Re   *regexp.Regexp
+}
+
+// Stages are the announcements the Watcher follows, in boot order. TF-A
+// prefixes its log lines with the level ("NOTICE:  BL1: v2.15.0(release)..."),
+// TF-RMM says "Booting RMM v.0.9.0(release)..." and Linux "Booting Linux on
+// physical CPU".
+var Stages = []Stage{
+	{"BL1", regexp.MustCompile(`^(NOTICE|INFO|WARNING|ERROR|VERBOSE):\s+BL1: `)},
+	{"BL2", regexp.MustCompile(`^(NOTICE|INFO|WARNING|ERROR|VERBOSE):\s+BL2: `)},
+	{"BL31", regexp.MustCompile(`^(NOTICE|INFO|WARNING|ERROR|VERBOSE):\s+BL31: `)},
+	{"RMM", regexp.MustCompile(`Booting RMM v`)},
+	{"kernel", regexp.MustCompile(`Booting Linux on physical CPU`)},
+}
+
 // Excerpt shape: this many lines before the matching one, and the most
 // lines a BootError's Excerpt holds in all (the match and what followed).
 const (
@@ -54,6 +73,11 @@ type Watcher struct {
 	partial string   // text after the last newline (a prompt, say)
 	failed  *BootError
 	excerpt []string
+	// stage is the last Stages entry seen; stageLines the first line
+	// that announced each stage.
+	stage      string
+	stageLines map[string]string
+	stageAt    map[string]time.Time
 }
 
 // NewWatcher watches for patterns; nil means DefaultPatterns.
@@ -73,6 +97,7 @@ func (w *Watcher) Line(line string) (first bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.partial = ""
+	w.track(line)
 	if w.failed != nil {
 		if len(w.excerpt) < excerptLines {
 			w.excerpt = append(w.excerpt, line)
@@ -90,6 +115,46 @@ func (w *Watcher) Line(line string) (first bool) {
 	}
 	w.push(line)
 	return false
+}
+
+func (w *Watcher) track(line string) {
+	for _, st := range Stages {
+		if st.Re.MatchString(line) {
+			w.stage = st.Name
+			if w.stageLines == nil {
+				w.stageLines, w.stageAt = map[string]string{}, map[string]time.Time{}
+			}
+			if _, seen := w.stageLines[st.Name]; !seen {
+				w.stageLines[st.Name] = strings.TrimSpace(line)
+				w.stageAt[st.Name] = time.Now()
+			}
+			return
+		}
+	}
+}
+
+// Stage is the last boot stage the console announced ("BL31", "RMM",
+// "kernel"), "" before the first.
+func (w *Watcher) Stage() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stage
+}
+
+// StageLine is the first console line that announced stage name, "" if
+// none did (for the RMM: its own version line).
+func (w *Watcher) StageLine(name string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stageLines[name]
+}
+
+// StageAt is when the Watcher first read stage name's announcement (zero
+// if never): within consolePoll of when the guest printed it.
+func (w *Watcher) StageAt(name string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stageAt[name]
 }
 
 // Partial records text after the last newline (shown by Tail, never

@@ -345,3 +345,39 @@ func TestPanicBeforeQMPIsBootError(t *testing.T) {
 		t.Fatalf("got %v, want a BootError for the panic", err)
 	}
 }
+
+// TestWatcherStages follows a real TF-A + TF-RMM boot's announcements
+// (TF-A v2.15.0, TF-RMM v0.9.0 on QEMU 10, 2026-11-28) and names the last
+// one reached, so a hung firmware can be told where it stopped.
+func TestWatcherStages(t *testing.T) {
+	console := []struct{ line, stage string }{
+		{"NOTICE:  Booting Trusted Firmware", ""},
+		{"NOTICE:  BL1: v2.15.0(release):", "BL1"},
+		{"NOTICE:  BL1: Booting BL2", "BL1"},
+		{"NOTICE:  BL2: v2.15.0(release):", "BL2"},
+		{"NOTICE:  BL2: Booting BL31", "BL2"},
+		{"NOTICE:  BL31: v2.15.0(release):", "BL31"},
+		{"RMM EL3 compat memory reservation enabled.", "BL31"},
+		{"Booting RMM v.0.9.0(release) e6f12ae Built: Nov 28 2026 12:40:48 with GCC 14.2.0", "RMM"},
+		{"RMI ABI revision v2.0", "RMM"},
+		{"Realm device assignment is not supported", "RMM"},
+		{"Booting Linux on physical CPU 0x0000000000 [0x000f0510]", "kernel"},
+		{"SMC_RMI_VERSION                   10000 > RMI_ERROR_INPUT", "kernel"},
+	}
+	w := NewWatcher(nil)
+	for _, c := range console {
+		w.Line(c.line)
+		if got := w.Stage(); got != c.stage {
+			t.Fatalf("after %q: stage %q, want %q", c.line, got, c.stage)
+		}
+	}
+	if got := w.StageLine("RMM"); !strings.HasPrefix(got, "Booting RMM v.0.9.0(release)") {
+		t.Errorf("StageLine(RMM) = %q, want the RMM's version line", got)
+	}
+	if w.StageAt("BL1").IsZero() || w.StageAt("BL1").After(w.StageAt("kernel")) || !w.StageAt("nosuch").IsZero() {
+		t.Errorf("StageAt: BL1 %v, kernel %v", w.StageAt("BL1"), w.StageAt("kernel"))
+	}
+	if w.Err() != nil {
+		t.Errorf("a healthy firmware boot matched a failure pattern: %v", w.Err())
+	}
+}

@@ -49,6 +49,11 @@ const (
 	RealmTableAddr  = 0x80000000
 )
 
+// RMEKernelAddr is where the rme profile places the kernel Image: the
+// TF-A flash images the testbed builds (images/firmware) take the kernel as
+// BL33 preloaded there (PRELOADED_BL33_BASE), and BL31 enters it at NS-EL2.
+const RMEKernelAddr = 0x60000000
+
 // DefaultBinary is the QEMU program Start looks up in PATH.
 const DefaultBinary = "qemu-system-aarch64"
 
@@ -70,6 +75,9 @@ type profile struct {
 	// realm: the firmware is the realm firmware (any raw image), with
 	// Config.RSITable and the kernel loaded into RAM beside it.
 	realm bool
+	// bl33 is where the kernel is loaded for firmware that enters a
+	// preloaded BL33 (0: none).
+	bl33 uint64
 }
 
 // profiles is the one table of machine profiles. The virt CPU is "max"
@@ -92,6 +100,7 @@ var profiles = map[string]profile{
 		cpu:      "max,x-rme=on,pauth-impdef=on",
 		firmware: true,
 		tcgOnly:  true,
+		bl33:     RMEKernelAddr,
 	},
 	// highmem=off keeps every device below 4 GiB, inside the realm's
 	// 32-bit IPA space; its=off because a realm kernel programs the ITS
@@ -326,6 +335,11 @@ func (r resolved) argv(mode consoleMode, port string) []string {
 	}
 	if r.prof.firmware {
 		a = append(a, "-bios", r.Firmware)
+	}
+	if r.prof.bl33 != 0 {
+		// With -bios, -kernel only carries -append into the device
+		// tree; BL31 jumps to the Image where the loader puts it.
+		a = append(a, "-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.Kernel), r.prof.bl33))
 	}
 	if r.prof.realm {
 		// With -bios, -kernel only reaches fw_cfg (and -append the

@@ -523,6 +523,16 @@ func (v *VM) Console() string { return filepath.Join(v.cfg.Dir, ConsoleLog) }
 // login prompt.
 func (v *VM) ConsoleTail(n int) string { return v.con.Tail(n) }
 
+// Stage is the last boot stage the console announced so far (Stages:
+// "BL1", "BL2", "BL31", "RMM", "kernel"), "" if none.
+func (v *VM) Stage() string { return v.con.Stage() }
+
+// StageLine is the first console line that announced stage name.
+func (v *VM) StageLine(name string) string { return v.con.StageLine(name) }
+
+// StageAt is when the console first announced stage name (zero if not yet).
+func (v *VM) StageAt(name string) time.Time { return v.con.StageAt(name) }
+
 // Stderr is the tail of QEMU's own output.
 func (v *VM) Stderr() string { return v.proc.Output() }
 
