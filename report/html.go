@@ -65,7 +65,11 @@ func (r *Report) html(w io.Writer) error {
 		}
 		for _, res := range cr.Results {
 			if res.Check == check {
-				return answer{Role: string(c.Role), Value: res.Measured, Status: res.Status}, true
+				role := string(c.Role)
+				if c.Firmware != "" {
+					role += "@" + string(c.Firmware) // the real RMM answered
+				}
+				return answer{Role: role, Value: res.Measured, Status: res.Status}, true
 			}
 		}
 		return answer{}, false
@@ -81,9 +85,20 @@ func (r *Report) html(w io.Writer) error {
 		}
 		hosts := []cell.Role{cell.HostDA, cell.HostNoDA}
 		realm := []cell.Role{cell.Realm}
+		// Hosts on real firmware follow the model's roles in the host columns.
+		real := func(dst *[]answer, check string) {
+			for _, f := range cell.Firmwares {
+				if a, ok := pick(cell.Cell{Variant: v.Name, Role: cell.Host, Userspace: cell.Forky, Firmware: f.Name}, check); ok {
+					*dst = append(*dst, a)
+				}
+			}
+		}
 		add(&row.TSM0, hosts, cell.Forky, "tsm0")
+		real(&row.TSM0, "tsm0")
 		add(&row.Devices, cell.Roles, cell.Forky, "devices")
+		real(&row.Devices, "devices")
 		add(&row.Autoload, cell.Roles, cell.Forky, "autoload")
+		real(&row.Autoload, "autoload")
 		add(&row.Systemd, []cell.Role{cell.Realm, cell.Plain}, cell.Forky, "cvm-systemd")
 		add(&row.SystemdTrixie, realm, cell.Trixie, "cvm-systemd")
 		add(&row.Proposed, realm, cell.Forky, "cvm-proposed")
