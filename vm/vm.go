@@ -62,10 +62,18 @@ type Options struct {
 	RepoRoot string
 	// FirmwareProfile overrides every role's rmi profile ("rmm-2.0").
 	FirmwareProfile string
-	// Machine is the qemu profile: qemu.ProfileVirt (default) or
-	// qemu.ProfileRME, which needs Firmware and answers with real SMCs.
-	Machine  string
+	// Machine is the qemu profile of the model's cells: qemu.ProfileVirt
+	// (default) or qemu.ProfileRME, which needs Firmware and answers with
+	// real SMCs. Cells on real firmware (cell.Cell.Firmware) always boot
+	// the RME machine.
+	Machine string
+	// Firmware is a user-supplied TF-A + TF-RMM flash image: with
+	// Machine rme for every cell, and for real-firmware cells instead of
+	// their build.
 	Firmware string
+	// FirmwareImage returns the flash image of a real firmware build;
+	// nil builds it with images/firmware into Cache.
+	FirmwareImage func(ctx context.Context, f cell.Firmware) (string, error)
 	// RunDir keeps each cell's run directory (console.log, cmdline.txt,
 	// reproduce.sh, ssh_config) under RunDir/<cell>, or <cell>.2 and on
 	// while a live instance (of any process) holds that one; "" uses
@@ -148,10 +156,13 @@ func New(opts Options) (*Backend, error) {
 		// The realm profile is picked per cell (realm cells on virt).
 		return nil, fmt.Errorf("%w: machine %q: use %s (realm cells then boot through the realm firmware) or %s", qemu.ErrConfig, opts.Machine, qemu.ProfileVirt, qemu.ProfileRME)
 	}
-	if opts.Machine == qemu.ProfileRME {
+	if opts.Machine == qemu.ProfileRME || opts.Firmware != "" {
 		if err := qemu.CheckFirmware(opts.Firmware); err != nil {
 			return nil, err
 		}
+	}
+	if opts.FirmwareImage == nil {
+		opts.FirmwareImage = buildFirmware(opts.Cache, opts.Logger)
 	}
 	if opts.FirmwareProfile != "" {
 		if _, err := rmi.LookupProfile(opts.FirmwareProfile); err != nil {
@@ -198,8 +209,15 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 	if _, err := b.helperBinary(ctx); err != nil {
 		return err
 	}
-	seenU, seenV := map[cell.Userspace]bool{}, map[cell.Variant]bool{}
+	seenU, seenV, seenF := map[cell.Userspace]bool{}, map[cell.Variant]bool{}, map[cell.Firmware]bool{}
 	for _, c := range cells {
+		if c.Real() && !seenF[c.Firmware] {
+			seenF[c.Firmware] = true
+			b.progress(string(c.Firmware), "firmware")
+			if _, err := b.flash(ctx, c); err != nil {
+				return err
+			}
+		}
 		if b.machine(c) == qemu.ProfileRealm {
 			b.progress("realm", "firmware")
 			if _, err := b.firmware(ctx); err != nil {
@@ -228,10 +246,26 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 // realm firmware unless the backend is on another machine or told to use
 // the command line.
 func (b *Backend) machine(c cell.Cell) string {
+	if c.Real() {
+		return qemu.ProfileRME
+	}
 	if b.opts.Machine == qemu.ProfileVirt && c.Role == cell.Realm && !b.opts.CmdlineRealm {
 		return qemu.ProfileRealm
 	}
 	return b.opts.Machine
+}
+
+// flash is the TF-A + TF-RMM image an rme-machine cell boots: the user's
+// --firmware image, else the cell's real firmware build.
+func (b *Backend) flash(ctx context.Context, c cell.Cell) (string, error) {
+	if b.opts.Firmware != "" || !c.Real() {
+		return b.opts.Firmware, nil
+	}
+	flash, err := b.opts.FirmwareImage(ctx, c.Firmware)
+	if err != nil {
+		return "", fmt.Errorf("%s: firmware %s is not available on this machine: %w", c, c.Firmware, err)
+	}
+	return flash, nil
 }
 
 func (b *Backend) firmware(ctx context.Context) (string, error) {
@@ -254,7 +288,7 @@ func (b *Backend) rsiTable(c cell.Cell) ([]byte, error) {
 	if b.opts.RSITable != nil {
 		return b.opts.RSITable, nil
 	}
-	p, err := rmi.LookupProfile(cmp.Or(b.opts.FirmwareProfile, c.Role.FirmwareProfile()))
+	p, err := rmi.LookupProfile(cmp.Or(b.opts.FirmwareProfile, c.FirmwareProfile()))
 	if err != nil {
 		return nil, err
 	}
@@ -299,10 +333,13 @@ func (b *Backend) helperBinary(ctx context.Context) ([]byte, error) {
 // Cmdline is the kernel command line cell c boots with, and the conduit
 // that answers its firmware calls.
 func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
-	if b.opts.Machine == qemu.ProfileRME {
+	if err := c.Check(); err != nil {
+		return "", "", err
+	}
+	if b.machine(c) == qemu.ProfileRME {
 		return BaseCmdline, "smc", nil // real TF-RMM answers
 	}
-	name := cmp.Or(b.opts.FirmwareProfile, c.Role.FirmwareProfile())
+	name := cmp.Or(b.opts.FirmwareProfile, c.FirmwareProfile())
 	p, err := rmi.LookupProfile(name)
 	if err != nil {
 		return "", "", err
@@ -328,7 +365,8 @@ func (b *Backend) Start(ctx context.Context, c cell.Cell) (_ matrix.Instance, er
 		return nil, err
 	}
 	inst := &Instance{cell: c, keep: b.opts.RunDir != "", keepOverlay: b.canResume() && in.machine == qemu.ProfileVirt,
-		meta: snapshot.Meta{Backend: "qemu", Conduit: in.conduit, Userspace: string(c.Userspace), Kernel: in.kernel.Release, Firmware: b.opts.FirmwareProfile}}
+		meta: snapshot.Meta{Backend: "qemu", Conduit: in.conduit, Userspace: string(c.Userspace), Kernel: in.kernel.Release,
+			Firmware: b.opts.FirmwareProfile, RealFirmware: string(c.Firmware)}}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, inst.Close())
@@ -389,7 +427,12 @@ func (b *Backend) inputs(ctx context.Context, c cell.Cell) (*bootInputs, error) 
 	if b.opts.ExtraCmdline != "" {
 		cmdline += " " + b.opts.ExtraCmdline
 	}
-	machine, fw := b.machine(c), b.opts.Firmware
+	machine, fw := b.machine(c), ""
+	if machine == qemu.ProfileRME {
+		if fw, err = b.flash(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	var table []byte
 	if machine == qemu.ProfileRealm {
 		if fw, err = b.firmware(ctx); err != nil {
@@ -497,7 +540,7 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	i.vm = v
+	i.vm, i.tfa = v, in.machine == qemu.ProfileRME
 	i.cleanup.push(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout.Scaled(30*time.Second))
 		defer cancel()
@@ -529,6 +572,21 @@ func (b *Backend) dial(ctx context.Context, i *Instance, in *bootInputs) error {
 		return nil
 	})
 	i.BootToSSH = time.Since(start)
+	if at := i.vm.StageAt("kernel"); !at.IsZero() {
+		i.ToKernel = at.Sub(start)
+	}
+	if i.tfa {
+		// The RMM's own version line: which firmware answered, in its words.
+		i.meta.RMMVersion = i.vm.StageLine("RMM")
+	}
+	if i.cell.Real() {
+		// A --firmware image of another build would be compared with the
+		// wrong model: the RMM's own line must name the cell's version.
+		want := "RMM v." + strings.TrimPrefix(string(i.cell.Firmware), "tf-rmm-") + "."
+		if !strings.Contains(i.meta.RMMVersion, want) {
+			return fmt.Errorf("%s: the firmware's RMM announced %q, not %q: boot this cell on its own build", i.cell, i.meta.RMMVersion, want)
+		}
+	}
 	b.progress(i.cell.String(), fmt.Sprintf("ssh after %.1fs", i.BootToSSH.Seconds()))
 	return i.writeSSHConfig(in.rootfs.ClientKeyPath)
 }
@@ -574,6 +632,7 @@ type Instance struct {
 	ssh           *guest.SSH
 	sshCfg        guest.SSHConfig
 	meta          snapshot.Meta
+	tfa           bool // booted through TF-A (the rme machine)
 	hostKey       []byte
 	// cleanup undoes what Start made, in reverse order, on Close.
 	cleanup   cleanupStack
@@ -581,6 +640,9 @@ type Instance struct {
 	closeErr  error
 	// BootToSSH is QEMU start to the first working SSH session.
 	BootToSSH time.Duration
+	// ToKernel is QEMU start to the kernel's first console line
+	// ("Booting Linux"): the firmware's share of BootToSSH (0 if unseen).
+	ToKernel time.Duration
 }
 
 var _ matrix.Instance = (*Instance)(nil)
@@ -651,8 +713,19 @@ func (i *Instance) bootError(err error) error {
 		}
 		return fmt.Errorf("%s: boot failed: %w%s", i.cell, verr, where)
 	}
+	stage := ""
+	if i.tfa {
+		// A hung firmware prints nothing more: say how far it got.
+		switch st := i.vm.Stage(); st {
+		case "":
+			stage = "; the firmware printed no boot stage (BL1, BL2, BL31, RMM)"
+		case "kernel":
+		default:
+			stage = fmt.Sprintf("; the boot stopped in the firmware after %s (%q)", st, i.vm.StageLine(st))
+		}
+	}
 	tail := strings.TrimSpace(i.vm.ConsoleTail(5))
-	return fmt.Errorf("%s: no SSH: %w; console ends: %s%s", i.cell, err, strings.ReplaceAll(tail, "\n", " | "), where)
+	return fmt.Errorf("%s: no SSH: %w%s; console ends: %s%s", i.cell, err, stage, strings.ReplaceAll(tail, "\n", " | "), where)
 }
 
 // HostAlias is the cell's name in the written ssh_config ("faux_realm",
@@ -718,4 +791,11 @@ func writeResume(dir string, st resumeState) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, resumeFile), data, 0o600)
+}
+
+// buildFirmware is the default Options.FirmwareImage.
+func buildFirmware(c *images.Cache, log *slog.Logger) func(context.Context, cell.Firmware) (string, error) {
+	return func(ctx context.Context, f cell.Firmware) (string, error) {
+		return "", fmt.Errorf("no build of %s: pass its flash image with --firmware FILE", f)
+	}
 }

@@ -349,6 +349,105 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestRealFirmware boots a host cell on the tf-rmm-0.9 build (TF-A v2.15 +
+// TF-RMM v0.9, built into the cache by images/firmware): the glue asks the
+// real RMM over SMC, the checks grade what it answered, and the model's
+// tf-rmm-0.9 profile must agree with the real boot fact for fact, every
+// firmware answer included.
+func TestRealFirmware(t *testing.T) {
+	before := tempDirs()
+	defer leftovers(t, before)
+	b := newBackend(t, Options{})
+	c := mustCell(t, "smccc-bus/host@tf-rmm-0.9")
+	ctx := context.Background()
+	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := results[0]
+	for _, res := range r.Results {
+		if res.Status != checks.Pass && res.Status != checks.XFail {
+			t.Errorf("%s %s: %s, measured %q, expected %q", r.Name, res.Check, res.Status, res.Measured, res.Expected)
+		}
+	}
+	m := r.Snapshot.Meta
+	if m.Conduit != "smc" || m.RealFirmware != "tf-rmm-0.9" || !strings.Contains(m.RMMVersion, "RMM v.0.9.0") {
+		t.Errorf("meta %+v: want conduit smc, real firmware tf-rmm-0.9 and the RMM's v.0.9.0 line", m)
+	}
+	// The RMM 2.0 refuses the RFC's revision 1.0 and names 2.0 as both
+	// lower and higher (TF-RMM smc_version): the glue records it raw.
+	want := "x0=0x1 x1=0x20000 x2=0x20000 x3=0x0"
+	if got, _ := r.Snapshot.Lookup(snapshot.KindAnswer, snapshot.AnswerPath(0xC4000150, 0x10000)); got != want {
+		t.Errorf("RMI_VERSION(1.0) answered %q, want %q", got, want)
+	}
+	if n := len(r.Snapshot.Of(snapshot.KindAnswer)); n != 9 {
+		t.Errorf("%d answers recorded, want the glue's 9", n)
+	}
+	inst, err := emulated.Backend{}.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := matrix.Snapshot(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range snapshot.Diff(r.Snapshot, model) {
+		t.Errorf("%s: real vs model: %s", r.Name, ch)
+	}
+}
+
+// TestFirmwareFaults: a firmware that hangs is named by the last stage it
+// printed, and a cell whose firmware this machine lacks fails before any
+// QEMU starts; neither leaves anything running.
+func TestFirmwareFaults(t *testing.T) {
+	c := mustCell(t, "platform/host@tf-rmm-0.9")
+	ctx := context.Background()
+
+	t.Run("firmware not available", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
+			return "", errors.New("no sources")
+		}})
+		_, err := b.Start(ctx, c)
+		if err == nil || !strings.Contains(err.Error(), "firmware tf-rmm-0.9 is not available") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v, want one line saying the firmware is not available", err)
+		}
+	})
+
+	t.Run("firmware hangs in BL1", func(t *testing.T) {
+		defer leftovers(t, tempDirs())
+		good := newBackend(t, Options{})
+		if err := good.Prepare(ctx, []cell.Cell{c}); err != nil {
+			t.Fatal(err)
+		}
+		flash, err := good.flash(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same image with an empty FIP (its ToC header kept, no
+		// entries): BL1 finds no BL2, says so and spins in its panic loop.
+		data, err := os.ReadFile(flash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const fip = 64 * 4096
+		clear(data[fip+16:])
+		hung := filepath.Join(t.TempDir(), "flash.bin")
+		if err := os.WriteFile(hung, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b := newBackend(t, Options{Firmware: hung, BootTimeout: 20 * time.Second})
+		_, err = b.Start(ctx, c)
+		if err == nil || !strings.Contains(err.Error(), "stopped in the firmware after BL1") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("err = %v, want one line naming BL1 as the last stage", err)
+		}
+		t.Logf("error: %v", err)
+	})
+}
+
 // BenchmarkBootToSSH measures QEMU start to the first SSH session of one
 // cell, kernel and rootfs cached (go test ./vm -run '^$' -bench Boot).
 func BenchmarkBootToSSH(b *testing.B) {

@@ -50,7 +50,7 @@ func (o *backendOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.name, "backend", "emulated", "emulated (instant, modelled driver core) or qemu (real boots)")
 	fs.StringVar(&o.profile, "firmware-profile", "", "rmi firmware profile for every cell instead of the role's own (e.g. rmm-2.0)")
 	fs.StringVar(&o.machine, "machine", qemu.ProfileVirt, "qemu machine profile: virt (emulated RMI answers) or rme (real TF-A + TF-RMM, needs --firmware)")
-	fs.StringVar(&o.firmware, "firmware", "", "TF-A + TF-RMM flash.bin for --machine rme")
+	fs.StringVar(&o.firmware, "firmware", "", "TF-A + TF-RMM flash.bin: for every cell with --machine rme, and for cells on real firmware (VARIANT/host@tf-rmm-0.9) instead of their build")
 	fs.StringVar(&o.realmConduit, "realm-conduit", "firmware", "how realm cells get RSI answers on --machine virt: firmware (the realm firmware below the kernel, over SMC) or cmdline (the model's answers on the kernel command line for the project's glue, as before; stock cannot use it)")
 	fs.StringVar(&o.cache, "cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
 	fs.DurationVar(&o.bootTimeout, "boot-timeout", 0, "deadline from QEMU start to SSH (default 3m, scaled by --timeout-scale)")

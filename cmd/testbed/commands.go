@@ -55,7 +55,7 @@ type selection struct{ variants, roles, userspaces string }
 
 func (s *selection) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.variants, "variant", "", "comma-separated variants (default all: "+cell.VariantNames()+")")
-	fs.StringVar(&s.roles, "role", "", "comma-separated roles (default all: host-da, host-noda, realm, plain)")
+	fs.StringVar(&s.roles, "role", "", "comma-separated roles (default all: host-da, host-noda, realm, plain; host is the role of cells on real firmware)")
 	fs.StringVar(&s.userspaces, "userspace", "", "comma-separated guest userspaces (default: forky for every cell, plus trixie for realm cells)")
 }
 
