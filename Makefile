@@ -14,7 +14,8 @@ build:
 	@$(GO) build -o bin/testbed ./cmd/testbed
 
 # The real matrix: 8 variants (stock included) x 4 roles plus realm cells on
-# trixie, realm cells through the realm firmware, two VMs
+# trixie, realm cells through the realm firmware, every variant's host on the
+# real firmware builds (tf-rmm-0.9, tf-rmm-0.8), two VMs
 # in flight; exit 1 means a check moved from its recorded expectation.
 run: setup build
 	@bin/testbed matrix --backend qemu --out $(RESULTS) --format text; rc=$$?; \
