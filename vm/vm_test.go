@@ -358,7 +358,7 @@ func TestRealFirmware(t *testing.T) {
 	before := tempDirs()
 	defer leftovers(t, before)
 	b := newBackend(t, Options{})
-	c := mustCell(t, "smccc-bus/host@tf-rmm-0.9")
+	c := mustCell(t, "platform/host@tf-rmm-0.9") // the kernel TestFidelity builds too
 	ctx := context.Background()
 	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
 		t.Fatal(err)
