@@ -38,6 +38,9 @@ func TestFlagsNotIgnored(t *testing.T) {
 		{"bench qemu without boots", []string{"bench", "--backend", "qemu"}, "bench: --backend qemu times real boots"},
 		{"bench emulated with boots", []string{"bench", "--backend", "emulated", "--boots", "2"}, "bench: --boots 2 boots under QEMU"},
 		{"bench cell without boots", []string{"bench", "--cell", "faux/realm"}, "bench: --cell faux/realm is booted only with --boots N"},
+		{"host without firmware", []string{"snapshot", "faux/host"}, "role host needs real firmware (faux/host@tf-rmm-0.9)"},
+		{"model role on real firmware", []string{"snapshot", "faux/host-da@tf-rmm-0.9"}, "the RMM decides Device Assignment and only the host role exists"},
+		{"host role by flags", []string{"snapshot", "--variant", "faux", "--role", "host"}, "role host needs real firmware"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
