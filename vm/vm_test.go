@@ -439,7 +439,7 @@ func TestFirmwareFaults(t *testing.T) {
 		if err := os.WriteFile(hung, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		b := newBackend(t, Options{Firmware: hung, BootTimeout: 20 * time.Second})
+		b := newBackend(t, Options{Firmware: hung, BootTimeout: timeout.Scaled(12 * time.Second)})
 		_, err = b.Start(ctx, c)
 		if err == nil || !strings.Contains(err.Error(), "stopped in the firmware after BL1") || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("err = %v, want one line naming BL1 as the last stage", err)
