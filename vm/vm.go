@@ -33,6 +33,7 @@ import (
 	"cca-testbed/firmware/realm"
 	"cca-testbed/guest"
 	"cca-testbed/images"
+	"cca-testbed/images/firmware"
 	"cca-testbed/images/kernel"
 	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
@@ -793,9 +794,18 @@ func writeResume(dir string, st resumeState) error {
 	return os.WriteFile(filepath.Join(dir, resumeFile), data, 0o600)
 }
 
-// buildFirmware is the default Options.FirmwareImage.
+// buildFirmware is the default Options.FirmwareImage: the cached build
+// (images/firmware), made from the default sources if the cache lacks it.
 func buildFirmware(c *images.Cache, log *slog.Logger) func(context.Context, cell.Firmware) (string, error) {
 	return func(ctx context.Context, f cell.Firmware) (string, error) {
-		return "", fmt.Errorf("no build of %s: pass its flash image with --firmware FILE", f)
+		spec, err := firmware.Lookup(string(f))
+		if err != nil {
+			return "", err
+		}
+		fw, err := firmware.Build(ctx, firmware.Options{Cache: c, Log: log}, spec)
+		if err != nil {
+			return "", err
+		}
+		return fw.Flash, nil
 	}
 }

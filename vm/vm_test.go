@@ -16,6 +16,7 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/checks"
 	"cca-testbed/emulated"
+	"cca-testbed/images/firmware"
 	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
@@ -678,5 +679,23 @@ func TestSMCCCBusNextRealm(t *testing.T) {
 	}
 	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
 		t.Errorf("real vs model: %s", ch)
+	}
+}
+
+// TestFirmwareNamesAgree: every firmware a cell can name has a build, and
+// the rme machine loads the kernel where those builds enter it.
+func TestFirmwareNamesAgree(t *testing.T) {
+	var names []string
+	for _, f := range cell.Firmwares {
+		names = append(names, string(f.Name))
+		if _, err := firmware.Lookup(string(f.Name)); err != nil {
+			t.Errorf("cell firmware %s: %v", f.Name, err)
+		}
+	}
+	if got := strings.Join(firmware.Names(), ","); got != strings.Join(names, ",") {
+		t.Errorf("builds %s, cell firmwares %s", got, strings.Join(names, ","))
+	}
+	if qemu.RMEKernelAddr != firmware.KernelBase {
+		t.Errorf("qemu loads the kernel at %#x, the builds enter it at %#x", qemu.RMEKernelAddr, firmware.KernelBase)
 	}
 }
