@@ -453,3 +453,28 @@ func TestDiffFilesTakeNoBackend(t *testing.T) {
 		t.Errorf("a file and a cell: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestRealFirmwareUnavailable: a cell on real firmware, on a machine that
+// can neither find its build nor make one (no sources), is one line and
+// exit 2, before any QEMU starts.
+func TestRealFirmwareUnavailable(t *testing.T) {
+	t.Setenv("CCA_TESTBED_FIRMWARE_SRC", t.TempDir())
+	out, stderr, code := testbed(t, "snapshot", "platform/host@tf-rmm-0.9", "--backend", "qemu")
+	want := "platform/host@tf-rmm-0.9: firmware tf-rmm-0.9 is not available on this machine"
+	var errLines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "testbed: ") { // progress lines aside
+			errLines = append(errLines, l)
+		}
+	}
+	if code != exitError || len(errLines) != 1 || !strings.Contains(errLines[0], want) || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and one error line with %q", code, out, stderr, exitError, want)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "platform_host@tf-rmm-0.9") {
+			t.Errorf("left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
