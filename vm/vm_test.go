@@ -356,8 +356,7 @@ func TestFaults(t *testing.T) {
 // tf-rmm-0.9 profile must agree with the real boot fact for fact, every
 // firmware answer included.
 func TestRealFirmware(t *testing.T) {
-	before := tempDirs()
-	defer leftovers(t, before)
+	defer leftovers(t, ownTemp(t))
 	b := newBackend(t, Options{})
 	c := mustCell(t, "platform/host@tf-rmm-0.9") // the kernel TestFidelity builds too
 	ctx := context.Background()
@@ -408,7 +407,7 @@ func TestFirmwareFaults(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("firmware not available", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
 			return "", errors.New("no sources")
 		}})
@@ -419,7 +418,7 @@ func TestFirmwareFaults(t *testing.T) {
 	})
 
 	t.Run("firmware hangs in BL1", func(t *testing.T) {
-		defer leftovers(t, tempDirs())
+		defer leftovers(t, ownTemp(t))
 		good := newBackend(t, Options{})
 		if err := good.Prepare(ctx, []cell.Cell{c}); err != nil {
 			t.Fatal(err)
