@@ -406,7 +406,7 @@ func TestFirmwareFaults(t *testing.T) {
 	c := mustCell(t, "platform/host@tf-rmm-0.9")
 	ctx := context.Background()
 
-	t.Run("firmware not available", func(t *testing.T) {
+	t.Run("missing", func(t *testing.T) {
 		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
 			return "", errors.New("no sources")
@@ -417,7 +417,7 @@ func TestFirmwareFaults(t *testing.T) {
 		}
 	})
 
-	t.Run("firmware hangs in BL1", func(t *testing.T) {
+	t.Run("hang", func(t *testing.T) {
 		defer leftovers(t, ownTemp(t))
 		good := newBackend(t, Options{})
 		if err := good.Prepare(ctx, []cell.Cell{c}); err != nil {
