@@ -52,7 +52,7 @@ func (b *build) script() string {
 	w("echo '%sstage tf-rmm git'", stageMarker)
 	w("gitify /build/src/tf-rmm")
 	w("for d in /build/src/tf-rmm/ext/*; do gitify \"$d\"; done")
-	w("aarch64-linux-gnu-gcc --version | head -n 1 > /build/toolchain")
+	w("aarch64-linux-gnu-gcc --version | head -n 1 > /build/out/toolchain")
 	var defs []string
 	for _, o := range b.spec.RMMOptions {
 		defs = append(defs, quote("-D"+o))
@@ -67,6 +67,7 @@ func (b *build) script() string {
 	}
 	w("echo '%sstage tf-a build'", stageMarker)
 	w(`make -C /build/src/tf-a BUILD_BASE=%s %s RMM=%s -j"$JOBS" all fip`, tfaBuildDir, strings.Join(vars, " "), rmmImage)
+	w("cp %s/bl1.bin %s/fip.bin /build/out/", tfaOut, tfaOut)
 	w("echo '%sstage done'", stageMarker)
 	return s.String()
 }
@@ -100,51 +101,41 @@ func (b *build) run(ctx context.Context, tmp string) error {
 		return err
 	}
 	defer logf.Close()
-	work := filepath.Join(tmp, "work")
+	out := filepath.Join(tmp, "out")
 	mnt := filepath.Join(tmp, "mnt")
-	for _, d := range []string{filepath.Join(work, "src"), mnt} {
+	for _, d := range []string{out, mnt} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	// The device nodes stay out: the host's /dev is bound over it.
-	tree := filepath.Join(tmp, "root")
-	if err := os.Mkdir(tree, 0o755); err != nil {
+	tree, err := rootTree(ctx, b.root, logf)
+	if err != nil {
 		return err
 	}
-	b.log.Info("firmware: unpacking the build root")
-	if err := runLogged(ctx, logf, "tar", "--zstd", "-xf", b.root, "-C", tree, "--exclude=./dev/*"); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		return fmt.Errorf("%w: unpack %s: %v; remove that entry to have it made again", ErrBuildRoot, b.root, err)
-	}
-	for _, s := range b.srcs {
-		b.log.Info("firmware: unpacking", "source", filepath.Base(s.path))
-		if err := s.unpack(ctx, filepath.Join(work, "src"), logf); err != nil {
-			return fmt.Errorf("%w: unpack %s: %v", ErrSource, s.path, err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(work, "build.sh"), []byte(b.script()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "build.sh"), []byte(b.script()), 0o644); err != nil {
 		return err
 	}
-	b.log.Info("firmware: compiling TF-RMM and TF-A in the build root", "name", b.spec.Name, "jobs", b.jobs)
-	if err := runInRoot(ctx, logf, tree, mnt, work, b.jobs); err != nil {
+	b.log.Info("firmware: unpacking the sources and compiling TF-RMM and TF-A in the build root", "name", b.spec.Name, "jobs", b.jobs)
+	if err := runInRoot(ctx, logf, tree, mnt, out, b.jobs, b.srcs); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
 		_ = logf.Sync()
-		return fmt.Errorf("%w: %s failed (%v); last lines: %s", ErrBuild, lastStage(logPath), err, tailOf(logPath, 6))
+		stage := lastStage(logPath)
+		if strings.HasPrefix(stage, "unpack ") {
+			return fmt.Errorf("%w: %s failed (%v); last lines: %s", ErrSource, stage, err, tailOf(logPath, 3))
+		}
+		return fmt.Errorf("%w: %s failed (%v); last lines: %s", ErrBuild, stage, err, tailOf(logPath, 6))
 	}
-	host := func(p string) string { return filepath.Join(work, strings.TrimPrefix(p, "/build/")) }
+	host := func(name string) string { return filepath.Join(out, name) }
 	flash := filepath.Join(tmp, FlashName)
-	if err := assemble(host(tfaOut+"/bl1.bin"), host(tfaOut+"/fip.bin"), flash); err != nil {
+	if err := assemble(host("bl1.bin"), host("fip.bin"), flash); err != nil {
 		return fmt.Errorf("%w: %v", ErrBuild, err)
 	}
 	if err := b.checkVersions(flash); err != nil {
 		return err
 	}
-	tc, _ := os.ReadFile(host("/build/toolchain"))
+	tc, _ := os.ReadFile(host("toolchain"))
 	info := Info{
 		Name: b.spec.Name, TFA: b.spec.TFAVersion, RMM: b.spec.RMMVersion, Implements: b.spec.Implements,
 		KernelBase: fmt.Sprintf("0x%x", KernelBase),
@@ -166,10 +157,8 @@ func (b *build) run(ctx context.Context, tmp string) error {
 	if err := noMountsUnder(tmp); err != nil {
 		return err
 	}
-	for _, d := range []string{work, tree} {
-		if err := os.RemoveAll(d); err != nil {
-			return err
-		}
+	if err := os.RemoveAll(out); err != nil {
+		return err
 	}
 	return os.Remove(mnt)
 }

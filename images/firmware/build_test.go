@@ -140,8 +140,8 @@ func TestBuildFails(t *testing.T) {
 func TestCancel(t *testing.T) {
 	c := sharedCache(t)
 	s, _ := Lookup("tf-rmm-0.9")
-	// A key of its own, so the build is never a hit.
-	s.RMMOptions = append(s.RMMOptions, "CCA_TESTBED_CANCEL_TEST="+time.Now().Format("20060102150405.000000"))
+	// A key of its own, which is never built to the end, so never a hit.
+	s.RMMOptions = append(s.RMMOptions, "CCA_TESTBED_CANCEL_TEST=1")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -177,11 +177,10 @@ func TestCancel(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("got %v, want context.Canceled", err)
 		}
-	case <-time.After(2 * time.Minute):
-		// Stopping takes a second; removing the build directory (the
-		// build root's copy, sources, objects: about 30,000 files) takes
-		// the rest, up to half a minute on the loaded 2-core machine.
-		t.Fatal("Build did not return within 2 minutes of the cancel")
+	case <-time.After(30 * time.Second):
+		// Measured: 0.3 s. The work tree is a tmpfs in the build's
+		// namespace, so there is nothing to delete.
+		t.Fatal("Build did not return within 30 s of the cancel")
 	}
 	t.Logf("returned %s after the cancel", time.Since(start).Round(time.Millisecond))
 	if n := procsIn(tmp); n > 0 {

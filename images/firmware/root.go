@@ -2,7 +2,9 @@ package firmware
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"cca-testbed/images"
+	"cca-testbed/internal/flock"
 )
 
 // KindBuildRoot is the images.Cache kind of build root entries.
@@ -79,7 +82,7 @@ func rootKey(mirror string) string {
 // BuildRoot returns the cached Debian trixie amd64 toolchain as a
 // tar.zst archive, making it with mmdebstrap (about 1 to 8 minutes,
 // network and dpkg bound) when the cache has none for the current recipe
-// and mirror. Each build unpacks a fresh copy and mounts it read-only.
+// and mirror. Builds mount its one unpacked copy (rootTree) read-only.
 func BuildRoot(ctx context.Context, c *images.Cache, log *slog.Logger) (string, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -154,4 +157,76 @@ func checkHost() error {
 		}
 	}
 	return nil
+}
+
+// treeUnusedFor is how long an unpacked build root may go unused before
+// the next unpacking of another archive removes it.
+const treeUnusedFor = 24 * time.Hour
+
+// rootTree returns the build root archive unpacked, once per archive, at
+// <cache>/buildroot/tree-<digest>: every build mounts it read-only, so it
+// is never written after unpacking, and a build neither unpacks 16,000
+// files first nor deletes them after (which made a cancelled build take
+// half a minute to return). The digest is the archive's, from its entry's
+// manifest. The tree is not a cache entry (a Debian tree holds symlinks
+// and empty device directories, which entries may not); unpacking another
+// archive removes trees unused for a day.
+func rootTree(ctx context.Context, archive string, log io.Writer) (string, error) {
+	entry := filepath.Dir(archive)
+	kdir := filepath.Dir(entry)
+	data, err := os.ReadFile(filepath.Join(entry, images.ManifestName))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBuildRoot, err)
+	}
+	var m images.Manifest
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Files[rootArchive].SHA256) < 12 {
+		return "", fmt.Errorf("%w: %s: no digest for %s; remove %s to have it made again", ErrBuildRoot, images.ManifestName, rootArchive, entry)
+	}
+	tree := filepath.Join(kdir, "tree-"+m.Files[rootArchive].SHA256[:12])
+	unlock, err := flock.Lock(ctx, tree+".lock", nil)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(tree); err == nil {
+		markUsed(tree)
+		return tree, nil
+	}
+	// Unpacked beside, renamed when complete; a killed unpacking leaves
+	// a .tmp- directory that the cache's sweep removes after a day.
+	tmp, err := os.MkdirTemp(kdir, ".tmp-"+filepath.Base(tree)+"-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	// The device nodes stay out: the host's /dev is bound over /dev.
+	if err := runLogged(ctx, log, "tar", "--zstd", "-xf", archive, "-C", tmp, "--exclude=./dev/*"); err != nil {
+		_ = os.RemoveAll(tmp)
+		if ctx.Err() != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: unpack %s: %v; remove %s to have it made again", ErrBuildRoot, archive, err, entry)
+	}
+	if err := os.Rename(tmp, tree); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", err
+	}
+	olds, _ := filepath.Glob(filepath.Join(kdir, "tree-*"))
+	for _, o := range olds {
+		if info, err := os.Stat(o); err == nil && info.IsDir() && o != tree && time.Since(info.ModTime()) > treeUnusedFor {
+			if noMountsUnder(o) == nil {
+				_ = os.RemoveAll(o)
+				_ = os.Remove(o + ".lock")
+			}
+		}
+	}
+	return tree, nil
+}
+
+// markUsed records a use of the tree, which keeps it from removal.
+func markUsed(dir string) {
+	now := time.Now()
+	_ = os.Chtimes(dir, now, now)
 }

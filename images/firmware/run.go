@@ -52,23 +52,47 @@ func tailOf(path string, n int) string {
 }
 
 // chrootScript runs as root in the private namespaces: it mounts the
-// build root read-only at $2, gives it a fresh /proc, the host's /dev, a
-// tmpfs /tmp and the work directory $3 at /build, and runs /build/build.sh
-// there with a clean environment.
+// build root $1 read-only at $2, gives it a fresh /proc, the host's /dev,
+// and tmpfs on /tmp and /build (the work tree: it vanishes with the
+// namespace, so neither a finished nor a cancelled build has thousands of
+// files to delete), binds the output directory $3 at /build/out, unpacks
+// the sources (triples after $4: tar|dir, path, project) into /build/src
+// with the host's tools, and runs /build/out/build.sh chrooted, with a
+// clean environment.
 const chrootScript = `set -eu
-root=$1 mnt=$2 work=$3 jobs=$4
+root=$1 mnt=$2 out=$3 jobs=$4
+shift 4
 mount --bind "$root" "$mnt"
 mount -o remount,bind,ro "$mnt"
 mount -t proc proc "$mnt/proc"
 mount --bind /dev "$mnt/dev"
 mount -t tmpfs -o mode=1777 tmpfs "$mnt/tmp"
-mount --bind "$work" "$mnt/build"
-exec chroot "$mnt" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LC_ALL=C.UTF-8 JOBS="$jobs" /bin/sh -eu /build/build.sh
+mount -t tmpfs -o mode=0755 tmpfs "$mnt/build"
+mkdir "$mnt/build/src" "$mnt/build/out"
+mount --bind "$out" "$mnt/build/out"
+while [ $# -ge 3 ]; do
+	echo "` + stageMarker + `stage unpack $2"
+	case $1 in
+	tar) tar -xJf "$2" -C "$mnt/build/src" --no-same-owner ;;
+	dir) cp -a "$2" "$mnt/build/src/$3" ;;
+	esac
+	[ -d "$mnt/build/src/$3" ] || { echo "$2 holds no $3/ directory"; exit 1; }
+	shift 3
+done
+exec chroot "$mnt" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp LC_ALL=C.UTF-8 JOBS="$jobs" /bin/sh -eu /build/out/build.sh
 `
 
-// runInRoot runs work/build.sh chrooted into root (read-only), with work
-// at /build, mnt (an empty directory) as the mount point.
-func runInRoot(ctx context.Context, log io.Writer, root, mnt, work string, jobs int) error {
-	args := append(append([]string{}, isolate...), "/bin/sh", "-c", chrootScript, "sh", root, mnt, work, fmt.Sprint(jobs))
+// runInRoot runs out/build.sh chrooted into root (read-only) with the
+// sources unpacked in /build/src and out at /build/out; mnt (an empty
+// directory) is the mount point.
+func runInRoot(ctx context.Context, log io.Writer, root, mnt, out string, jobs int, srcs []resolved) error {
+	args := append(append([]string{}, isolate...), "/bin/sh", "-c", chrootScript, "sh", root, mnt, out, fmt.Sprint(jobs))
+	for _, s := range srcs {
+		kind := "tar"
+		if s.checkout {
+			kind = "dir"
+		}
+		args = append(args, kind, s.path, s.Project)
+	}
 	return runLogged(ctx, log, "unshare", args...)
 }

@@ -211,19 +211,3 @@ func fileSHA256(p string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
-// unpack puts the source's tree at dst/<Project>: the tarball extracted,
-// or the checkout copied with its .git (TF-RMM's CMake wants a work tree).
-func (r resolved) unpack(ctx context.Context, dst string, log io.Writer) error {
-	if r.checkout {
-		return runLogged(ctx, log, "cp", "-a", "--reflink=auto", r.path, filepath.Join(dst, r.Project))
-	}
-	// The archive's single top directory must be the project's.
-	if err := runLogged(ctx, log, "tar", "-xJf", r.path, "-C", dst, "--no-same-owner"); err != nil {
-		return err
-	}
-	if _, err := os.Stat(filepath.Join(dst, r.Project)); err != nil {
-		return fmt.Errorf("%w: %s holds no %s/ directory", ErrSource, r.path, r.Project)
-	}
-	return nil
-}
