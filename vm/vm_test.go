@@ -20,6 +20,7 @@ import (
 	"cca-testbed/internal/timeout"
 	"cca-testbed/matrix"
 	"cca-testbed/qemu"
+	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
 )
 
@@ -696,5 +697,133 @@ func TestFirmwareNamesAgree(t *testing.T) {
 	}
 	if qemu.RMEKernelAddr != firmware.KernelBase {
 		t.Errorf("qemu loads the kernel at %#x, the builds enter it at %#x", qemu.RMEKernelAddr, firmware.KernelBase)
+	}
+}
+
+// TestStockRealm boots Debian's unpatched 7.3 as a realm through the realm
+// firmware and asserts what the real kernel did: upstream rsi.c found the
+// realm over SMC and registered arm-cca-dev, udev autoloaded
+// arm_cca_guest through its alias (which binds nothing), forky's systemd
+// says cca, and the configfs-tsm report carries the model's token for our
+// challenge. The emulated model must agree fact for fact.
+func TestStockRealm(t *testing.T) {
+	defer leftovers(t, ownTemp(t))
+	ctx := context.Background()
+	c := mustCell(t, "stock/realm")
+	b := newBackend(t, Options{})
+	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	li := inst.(*Instance)
+	con := li.VM().ConsoleTail(1000)
+	for _, want := range []string{"realmfw: RSI table v1", "RME: Using RSI version 1.0"} {
+		if !strings.Contains(con, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := results[0]
+	for _, res := range r.Results {
+		if res.Status != checks.Pass && res.Status != checks.XFail {
+			t.Errorf("%s %s: %s, measured %q, expected %q", r.Name, res.Check, res.Status, res.Measured, res.Expected)
+		}
+	}
+	for kind, facts := range map[string][2]string{
+		snapshot.KindDevice: {"devices/platform/arm-cca-dev", ""},
+		snapshot.KindModule: {"module/arm_cca_guest", "live"},
+		snapshot.KindCVM:    {"systemd-detect-virt", "cca"},
+	} {
+		if v, ok := r.Snapshot.Lookup(kind, facts[0]); !ok || v != facts[1] {
+			t.Errorf("snapshot %s %s = %q (%v), want %q", kind, facts[0], v, ok, facts[1])
+		}
+	}
+	if r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != "7.3.4-stock" {
+		t.Errorf("meta %+v: want conduit realmfw:realm, kernel 7.3.4-stock", r.Snapshot.Meta)
+	}
+	checkReport(t, li)
+	model, err := emulated.Backend{}.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := matrix.Snapshot(ctx, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
+		t.Errorf("real vs model: %s", ch)
+	}
+}
+
+// reuse is a matrix.Backend that hands out one running instance, so a
+// test can look at the VM before and after the matrix grades it.
+type reuse struct {
+	*Backend
+	inst matrix.Instance
+}
+
+func (r reuse) Start(context.Context, cell.Cell) (matrix.Instance, error) {
+	return keepOpen{r.inst}, nil
+}
+
+// keepOpen leaves closing to the test.
+type keepOpen struct{ matrix.Instance }
+
+func (keepOpen) Close() error { return nil }
+
+// checkReport asks the guest's configfs-tsm for a report: the realm
+// kernel's provider calls RSI_ATTESTATION_TOKEN_INIT and _CONTINUE, and
+// the outblob must be the model's token for this challenge, byte for byte.
+func checkReport(t *testing.T, li *Instance) {
+	t.Helper()
+	ctx := context.Background()
+	var challenge [64]byte
+	for i := range challenge {
+		challenge[i] = byte(0xA0 + i)
+	}
+	const rep = "/sys/kernel/config/tsm/report/testbed"
+	sh := li.SSH()
+	if err := sh.Upload(ctx, "/tmp/challenge", challenge[:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{{"mkdir", rep}, {"dd", "if=/tmp/challenge", "of=" + rep + "/inblob", "bs=64", "count=1"}} {
+		if r, err := sh.Run(ctx, argv...); err != nil || r.ExitCode != 0 {
+			t.Fatalf("%v: %v %+v", argv, err, r)
+		}
+	}
+	provider, err := sh.ReadFile(ctx, rep+"/provider")
+	if err != nil || strings.TrimSpace(string(provider)) != "arm_cca_guest" {
+		t.Errorf("report provider %q (%v), want arm_cca_guest", provider, err)
+	}
+	out, err := sh.ReadFile(ctx, rep+"/outblob")
+	if err != nil {
+		t.Fatalf("outblob: %v", err)
+	}
+	p, err := rmi.LookupProfile("realm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := rmi.New(p).Token(challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("outblob (%d bytes) is not the model's token for the challenge (%d bytes)", len(out), len(want))
+	}
+	tok, err := rmi.ParseToken(out)
+	if err != nil {
+		t.Fatalf("outblob: %v", err)
+	}
+	rim, _ := rmi.New(p).Measurement(rmi.RIMIndex)
+	if !bytes.Equal(tok.Challenge, challenge[:]) || !bytes.Equal(tok.RPV, p.Realm.RPV[:]) || tok.HashAlgo != p.Realm.HashAlgo.String() ||
+		!bytes.Equal(tok.RIM, rim) || !tok.Model || tok.VerificationService != rmi.ModelLabel {
+		t.Errorf("token %+v: want our challenge, the profile's RPV and hash algorithm, the model's RIM, signatures and label", tok)
 	}
 }
