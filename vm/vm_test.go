@@ -321,7 +321,7 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
-	t.Run("RSI table the realm firmware refuses", func(t *testing.T) {
+	t.Run("bad RSI table", func(t *testing.T) {
 		defer leftovers(t, ownTemp(t))
 		table, err := newBackend(t, Options{}).rsiTable(mustCell(t, "platform/realm"))
 		if err != nil {
