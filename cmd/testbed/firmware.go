@@ -36,17 +36,9 @@ func runFirmware(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return nil
 	}
-	var specs []firmware.Spec
-	for _, n := range split(*build) {
-		if n == "all" {
-			specs = firmware.Specs()
-			break
-		}
-		s, err := firmware.Lookup(n)
-		if err != nil {
-			return usagef("--build: %v", err)
-		}
-		specs = append(specs, s)
+	specs, err := firmwareSpecs(*build)
+	if err != nil {
+		return err
 	}
 	c, err := images.Open(*cache)
 	if err != nil {
@@ -76,4 +68,21 @@ func runFirmware(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stdout, "  built:   %s in build root %s; log %s\n", fw.Toolchain, fw.BuildRoot, fw.Log)
 	}
 	return nil
+}
+
+// firmwareSpecs reads --build: names separated by commas, or "all".
+func firmwareSpecs(arg string) ([]firmware.Spec, error) {
+	names := split(arg) // drops "all"
+	if len(names) == 0 {
+		return firmware.Specs(), nil
+	}
+	var specs []firmware.Spec
+	for _, n := range names {
+		s, err := firmware.Lookup(n)
+		if err != nil {
+			return nil, usagef("--build: %v", err)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
 }

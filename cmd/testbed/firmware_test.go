@@ -22,6 +22,27 @@ func TestFirmwareList(t *testing.T) {
 	}
 }
 
+func TestFirmwareSpecs(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"all", "tf-rmm-0.9,tf-rmm-0.8"},
+		{"tf-rmm-0.8", "tf-rmm-0.8"},
+		{"tf-rmm-0.8, tf-rmm-0.9,tf-rmm-0.8", "tf-rmm-0.8,tf-rmm-0.9"},
+		{"tf-rmm-0.8,all", "tf-rmm-0.8"},
+	} {
+		specs, err := firmwareSpecs(tc.arg)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.arg, err)
+		}
+		var got []string
+		for _, s := range specs {
+			got = append(got, s.Name)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%q: got %v, want %s", tc.arg, got, tc.want)
+		}
+	}
+}
+
 // TestFirmwareFlag builds tf-rmm-0.9 through the CLI (a cache hit once
 // images/firmware's test has built it) and hands the flash image to
 // --machine rme --firmware, which must accept it; a copy with its FIP
