@@ -17,8 +17,8 @@
 // named in SHA256SUMS, or upstream git checkouts at the pinned tags; the
 // default is $CCA_TESTBED_FIRMWARE_SRC, else ../shared/firmware-src beside
 // the repository. Tarball digests are pinned here, and a tarball that does
-// not match is refused by name. Sources are unpacked into the build's
-// scratch directory in the cache, never into the repository.
+// not match is refused by name. Sources are unpacked onto the build's
+// tmpfs, never into the repository.
 //
 // A firmware cache entry (kind "firmware", key <name>-<digest of sources,
 // options and build root>) holds:
