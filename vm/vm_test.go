@@ -41,12 +41,22 @@ func newBackend(t *testing.T, o Options) *Backend {
 // ownTemp gives the test a TMPDIR of its own, so the run directories its
 // instances make can be told from those of other testbeds running beside
 // it on the machine.
+// It is short, not t.TempDir (which carries the test's name): QMP's unix
+// socket lives in the run directory and its path is bounded (107 bytes).
 func ownTemp(t *testing.T) string {
 	t.Helper()
-	d := t.TempDir()
+	d, err := os.MkdirTemp(baseTemp, "vmt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
 	t.Setenv("TMPDIR", d)
 	return d
 }
+
+// baseTemp is the machine's temporary directory before any test moved
+// TMPDIR, so nested tests do not nest their directories.
+var baseTemp = os.TempDir()
 
 // leftovers fails the test if a QEMU this test process started is still
 // running or a run directory was left in tmp (from ownTemp).
