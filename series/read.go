@@ -67,7 +67,7 @@ func read(ctx context.Context, spec string) (*Recipe, error) {
 	if _, err := os.Stat(filepath.Join(spec, RecipeFile)); err == nil {
 		return readRecipeDir(ctx, spec)
 	}
-	r, err := readSeriesDir(spec)
+	r, err := readSeriesDir(spec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -79,12 +79,17 @@ func read(ctx context.Context, spec string) (*Recipe, error) {
 	return finish(r)
 }
 
-// readSeriesDir reads a quilt directory or a format-patch directory.
-func readSeriesDir(dir string) (*Recipe, error) {
+// readSeriesDir reads a quilt directory or a format-patch directory. With
+// recipe set (a recipe file beside it), a quilt series may list no patches:
+// the recipe then names the base as it is, a baseline such as the stock
+// variant. Without a recipe an empty series is refused, since it is more
+// likely a mistake (every line commented out) than a wish to build the
+// base under another name.
+func readSeriesDir(dir string, recipe bool) (*Recipe, error) {
 	abs, _ := filepath.Abs(dir)
 	r := &Recipe{Name: nameFrom(filepath.Base(abs))}
 	if _, err := os.Stat(filepath.Join(dir, "series")); err == nil {
-		ps, err := readQuilt(dir)
+		ps, err := readQuilt(dir, recipe)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +169,7 @@ func ParseQuiltSeries(data []byte) ([]string, error) {
 	return names, nil
 }
 
-func readQuilt(dir string) ([]Patch, error) {
+func readQuilt(dir string, emptyOK bool) ([]Patch, error) {
 	data, err := readBounded(filepath.Join(dir, "series"), 1<<20)
 	if err != nil {
 		return nil, err
@@ -173,8 +178,8 @@ func readQuilt(dir string) ([]Patch, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%w: %s/series lists no patches", ErrFormat, dir)
+	if len(names) == 0 && !emptyOK {
+		return nil, fmt.Errorf("%w: %s/series lists no patches (a recipe file beside it makes an empty series the base as it is)", ErrFormat, dir)
 	}
 	var ps []Patch
 	total := 0

@@ -81,7 +81,7 @@ func readRecipeDir(ctx context.Context, dir string) (*Recipe, error) {
 	var r *Recipe
 	switch s := f.get("series"); {
 	case s == "" || s == ".":
-		r, err = readSeriesDir(dir)
+		r, err = readSeriesDir(dir, true)
 	default:
 		if m := gitRangeRE.FindStringSubmatch(s); m != nil {
 			r, err = read(ctx, rel(m[1])+":"+m[2])

@@ -128,7 +128,10 @@ func (r *Recipe) Summary() string {
 		s = r.Patches[len(r.Patches)-1].Subject
 	}
 	n := fmt.Sprintf("%d patches", len(r.Patches))
-	if len(r.Patches) == 1 {
+	switch len(r.Patches) {
+	case 0:
+		n = "no patches"
+	case 1:
 		n = "1 patch"
 	}
 	out := strings.TrimSpace(s + " (" + n + ")")

@@ -91,6 +91,41 @@ func TestRead(t *testing.T) {
 	}
 }
 
+// TestReadEmptyRecipe: a recipe whose quilt series lists nothing is the
+// base as it is (the stock variant): no patches, its fragment and
+// provenance, and a summary that says so.
+func TestReadEmptyRecipe(t *testing.T) {
+	for _, series := range []string{"", "# the base as shipped\n\n"} {
+		dir := filepath.Join(t.TempDir(), "baseline")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for n, s := range map[string]string{
+			"recipe":        "description: the base as it is\nwho: A Distro\nversion: 1.0-1\ndate: 2026-11-15\n",
+			"series":        series,
+			"kernel.config": "CONFIG_PRINTK_TIME=y\n",
+		} {
+			if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := Read(context.Background(), dir)
+		if err != nil {
+			t.Fatalf("series %q: %v", series, err)
+		}
+		if r.Name != "baseline" || len(r.Patches) != 0 || string(r.Fragment) != "CONFIG_PRINTK_TIME=y\n" {
+			t.Errorf("series %q: name %q, %d patches, fragment %q", series, r.Name, len(r.Patches), r.Fragment)
+		}
+		want := "the base as it is (no patches); by A Distro; version 1.0-1; date 2026-11-15; quilt " + dir
+		if got := r.Summary(); got != want {
+			t.Errorf("series %q: summary\n %q\nwant\n %q", series, got, want)
+		}
+		if err := Check(context.Background(), t.TempDir(), r.Patches); err != nil {
+			t.Errorf("Check of no patches: %v", err)
+		}
+	}
+}
+
 func TestReadMessageIDs(t *testing.T) {
 	r, err := Read(context.Background(), "testdata/bisect6.mbox")
 	if err != nil {
@@ -177,6 +212,17 @@ func TestReadErrors(t *testing.T) {
 		{"recipe key twice", mk(map[string]string{"recipe": "name: a\nname: b\n"}), "given twice"},
 		{"bad name", mk(map[string]string{"recipe": "name: Not Valid\n", "series": "p\n", "p": one}), "variant name"},
 		{"quilt escapes", mk(map[string]string{"series": "../etc/passwd\n"}), "outside the series directory"},
+		{"empty quilt, no recipe", mk(map[string]string{"series": "# nothing yet\n"}), "lists no patches"},
+		{"empty quilt elsewhere", func() string {
+			d := mk(map[string]string{"recipe": "series: sub\n"})
+			if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "sub", "series"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}(), "lists no patches"},
 		{"quilt -p0", mk(map[string]string{"series": "p -p0\n", "p": one}), "only"},
 		{"path escapes", mk(map[string]string{"series": "p\n", "p": "--- a/../x\n+++ b/../x\n@@ -1 +1 @@\n-a\n+b\n"}), "leaves the tree"},
 		{"short hunk", mk(map[string]string{"series": "p\n", "p": "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n-a\n+b\n"}), "ends early"},
