@@ -34,7 +34,8 @@ const (
 	Virtual          Variant = "virtual"
 	ModuleFaux       Variant = "module-faux"
 	// Stock is Debian's linux-source-7.3 with no project patches or
-	// glue: upstream rsi.c and arm_cca_guest, as a distro would ship them.
+	// glue: upstream rsi.c and arm_cca_guest, as a distro would ship them;
+	// built from its empty recipe (variants/stock).
 	Stock Variant = "stock"
 	// SMCCCBusNext is the SMCCC bus as queued in the arm64 tree for the
 	// next merge window, built from its recipe (variants/smccc-bus-next).
@@ -51,8 +52,8 @@ type VariantInfo struct {
 var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
-// variants/ (linux-source-7.3 plus the project's patch series, no glue).
-var fromRecipe = map[Variant]bool{SMCCCBusNext: true}
+// variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
+var fromRecipe = map[Variant]bool{Stock: true, SMCCCBusNext: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -71,8 +72,8 @@ var Variants = []VariantInfo{
 	{SMCCCBus, "v6/v7: dedicated arm_smccc bus with modalias, /sys/firmware/cca/realm_guest, no arm-cca-dev"},
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
-	{Stock, "Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side"},
-	// The recipe's Summary (variants' tests keep the two equal).
+	// The recipes' Summary (variants' tests keep the two equal).
+	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock"},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
 }
 

@@ -1,13 +1,16 @@
 // Package variants holds the built-in variants that are written as
 // recipes (series.Recipe): a directory per variant with its quilt series
-// of the project's own patches against linux-source-7.3, its config
-// fragment and its provenance (who, branch or version, date, commit).
-// They are embedded in the testbed and built by kernel.BuildSeries like
-// a series a user brings; cell names them and vm builds them from here.
+// of the project's own patches against linux-source-7.3 (empty for stock,
+// Debian's source as shipped), its config fragment and its provenance
+// (who, branch or version, date, commit). They are embedded in the
+// testbed and built by kernel.BuildSeries like a series a user brings, in
+// the one series tree, so a switch between them rebuilds only what their
+// patches touch; cell names them and vm builds them from here.
 //
 // Tests: go test ./variants (every recipe reads, applies to the unpacked
 // linux-source-7.3 and is known to cell with its provenance); the real
-// build and boot of smccc-bus-next/realm are in ./vm (TestRecipeVariant).
+// builds and boots are in ./vm (TestRecipeVariant for smccc-bus-next,
+// TestStockRealm) and ./images/kernel (TestBuildStock).
 package variants
 
 import (
@@ -23,7 +26,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus-next
+//go:embed smccc-bus-next stock
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.

@@ -38,7 +38,9 @@ func TestKnownToCell(t *testing.T) {
 		if want := "recipe: " + r.Summary(); desc != want {
 			t.Errorf("%s: cell's description\n %q\nwant the recipe's\n %q", v, desc, want)
 		}
-		if r.Provenance.Who == "" || r.Provenance.Version == "" || r.Provenance.Date == "" || r.Provenance.Commit == "" {
+		// A recipe without patches (stock) is a distro's source package as
+		// shipped: its version names it, there is no commit of ours.
+		if r.Provenance.Who == "" || r.Provenance.Version == "" || r.Provenance.Date == "" || (r.Provenance.Commit == "" && len(r.Patches) > 0) {
 			t.Errorf("%s: provenance incomplete: %+v", v, r.Provenance)
 		}
 	}
@@ -72,6 +74,24 @@ func TestOwnPatches(t *testing.T) {
 		if !bytes.Contains(p.Diff, []byte("Model of the queued")) {
 			t.Errorf("%s: does not name the queued commit it models", p.Name)
 		}
+	}
+}
+
+// TestStock: stock is the empty recipe, Debian's source as shipped, with
+// the fragment and provenance that say so.
+func TestStock(t *testing.T) {
+	r, ok, err := Recipe(cell.Stock)
+	if err != nil || !ok {
+		t.Fatalf("Recipe(%s) = %v, %v", cell.Stock, ok, err)
+	}
+	if len(r.Patches) != 0 || r.Base != "" || len(r.Userspace) != 0 {
+		t.Errorf("%d patches, base %q, userspace %v: want linux-source-7.3 as it is", len(r.Patches), r.Base, r.Userspace)
+	}
+	if !strings.Contains(r.Provenance.Version, "linux-source-7.3") || r.Provenance.Source != "variants/stock" || r.Provenance.Format != "quilt" {
+		t.Errorf("provenance %+v", r.Provenance)
+	}
+	if !bytes.Contains(r.Fragment, []byte("CONFIG_ARM_CCA_GUEST=m\n")) {
+		t.Errorf("fragment lacks upstream's guest driver as a module:\n%s", r.Fragment)
 	}
 }
 

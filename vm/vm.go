@@ -349,7 +349,7 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 		// The kernel asks the realm firmware over SMC, as upstream does.
 		return BaseCmdline, "realmfw:" + p.Name, nil
 	}
-	if c.Variant == cell.Stock || cell.FromRecipe(c.Variant) {
+	if cell.FromRecipe(c.Variant) {
 		return BaseCmdline, "none", nil // no glue reads the command line
 	}
 	_, table := rmi.Probe(rmi.New(p))

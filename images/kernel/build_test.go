@@ -16,6 +16,7 @@ import (
 
 	"cca-testbed/cell"
 	"cca-testbed/images"
+	builtin "cca-testbed/variants"
 )
 
 // aliases is what each variant's modules.alias must say about the
@@ -44,7 +45,6 @@ var aliases = map[cell.Variant][]string{
 	cell.ModuleFaux: {
 		"alias cpu:type:*:feature:*0001* cca_faux",
 	},
-	cell.Stock: nil, // none of ours; upstream's are checked in checkKernel
 }
 
 // deps is what modules.dep must say about the testbed's modules.
@@ -56,7 +56,6 @@ var deps = map[cell.Variant][]string{
 	cell.SMCCCBus:         {"cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko", "cca_host_tsm.ko:"},
 	cell.Virtual:          nil,
 	cell.ModuleFaux:       {"cca_faux.ko: kernel/drivers/virt/coco/guest/tsm_report.ko"},
-	cell.Stock:            nil,
 }
 
 // variants bounds what TestBuildVariants builds. make test builds the two
@@ -161,17 +160,49 @@ func checkKernel(t *testing.T, v cell.Variant, k *Kernel) {
 	if !slices.Equal(gotDeps, sorted(deps[v])) {
 		t.Errorf("%s: modules.dep lines for cca_* modules:\n got %q\nwant %q", v, gotDeps, sorted(deps[v]))
 	}
-	if v == cell.Stock {
-		// Upstream's realm guest driver, autoloaded by rsi.c's device.
-		if !strings.Contains(alias, "alias platform:arm-cca-dev arm_cca_guest\n") {
-			t.Errorf("stock: modules.alias lacks upstream's arm_cca_guest alias")
-		}
-		if !strings.Contains(dep, "kernel/drivers/virt/coco/arm-cca-guest/arm-cca-guest.ko: kernel/drivers/virt/coco/guest/tsm_report.ko") {
-			t.Errorf("stock: modules.dep lacks arm-cca-guest.ko with its tsm_report dependency")
-		}
-	}
 	if !strings.Contains(dep, "kernel/drivers/virt/coco/guest/tsm_report.ko:") {
 		t.Errorf("%s: tsm_report.ko is not installed (base.config promises TSM_REPORTS=m)", v)
+	}
+}
+
+// TestBuildStock builds stock from its empty recipe in the series tree,
+// as vm does, and checks what the stock kernel promises: none of the
+// project's modules, upstream's arm_cca_guest with its platform alias
+// (rsi.c's arm-cca-dev autoloads it) and tsm_report, and the config
+// symbols its fragment names.
+func TestBuildStock(t *testing.T) {
+	ctx, opts := testOptions(t)
+	r, ok, err := builtin.Recipe(cell.Stock)
+	if err != nil || !ok {
+		t.Fatalf("variants.Recipe(stock) = %v, %v", ok, err)
+	}
+	start := time.Now()
+	k, err := BuildSeries(ctx, opts, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stock: %s in %v (%s)", k.Release, time.Since(start).Round(time.Millisecond), k.Dir)
+	checkKernel(t, cell.Stock, k)
+	alias := debugfsCat(t, k.ModulesDisk, "/"+k.Release+"/modules.alias")
+	if !strings.Contains(alias, "alias platform:arm-cca-dev arm_cca_guest\n") {
+		t.Errorf("modules.alias lacks upstream's arm_cca_guest alias")
+	}
+	dep := debugfsCat(t, k.ModulesDisk, "/"+k.Release+"/modules.dep")
+	if !strings.Contains(dep, "kernel/drivers/virt/coco/arm-cca-guest/arm-cca-guest.ko: kernel/drivers/virt/coco/guest/tsm_report.ko") {
+		t.Errorf("modules.dep lacks arm-cca-guest.ko with its tsm_report dependency")
+	}
+	cfg, err := os.ReadFile(filepath.Join(k.Dir, ConfigName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"CONFIG_ARM_CCA_GUEST=m", "CONFIG_TSM_REPORTS=m", "# CONFIG_TSM is not set",
+		"# CONFIG_AUXILIARY_BUS is not set", `CONFIG_LOCALVERSION="-stock"`, "# CONFIG_LOCALVERSION_AUTO is not set"} {
+		if !bytes.Contains(cfg, []byte("\n"+line+"\n")) {
+			t.Errorf(".config lacks %q", line)
+		}
+	}
+	if bytes.Contains(cfg, []byte("CONFIG_CCA_TESTBED")) {
+		t.Error(".config names the project's CONFIG_CCA_TESTBED: stock has no glue")
 	}
 }
 

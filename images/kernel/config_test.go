@@ -168,16 +168,8 @@ func TestEmbeddedFragments(t *testing.T) {
 				"CONFIG_SERIAL_AMBA_PL011_CONSOLE": "y",
 				"CONFIG_DEVTMPFS_MOUNT":            "y",
 			}
-			if v == cell.Stock {
-				// None of ours; upstream's guest driver, and no TSM core
-				// or auxiliary bus (nothing selects them without the glue).
-				delete(want, "CONFIG_CCA_TESTBED")
-				delete(want, "CONFIG_CCA_TESTBED_")
-				want["CONFIG_ARM_CCA_GUEST"], want["CONFIG_AUXILIARY_BUS"], want["CONFIG_TSM"] = "m", "n", "n"
-			}
 			mods := map[string]bool{"CONFIG_CCA_HOST_TSM": false, "CONFIG_CCA_GUEST_TSM": false, "CONFIG_CCA_FAUX": false}
 			switch v {
-			case cell.Stock:
 			case cell.Virtual:
 			case cell.ModuleFaux:
 				mods["CONFIG_CCA_FAUX"] = true

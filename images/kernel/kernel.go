@@ -4,10 +4,13 @@
 // and the testbed's own kernel code in src/), and caches the result in the
 // shared images.Cache under kind "kernel".
 //
-// All variants share one patched source tree and one out-of-tree build
-// directory, so kbuild's own dependency tracking makes a variant switch a
-// rebuild of what the variant changed (seconds) rather than a cold build
-// (minutes). A cache entry holds:
+// All variants built from kernel-configs (Build) share one patched source
+// tree and one out-of-tree build directory, so kbuild's own dependency
+// tracking makes a variant switch a rebuild of what the variant changed
+// (seconds) rather than a cold build (minutes). Series and the variants
+// written as recipes (variants/, stock among them) share the second tree,
+// the series tree (BuildSeries): a cold cache builds two kernels in full.
+// A cache entry holds:
 //
 //	Image          the arm64 kernel image, booted with -kernel
 //	modules.ext4   an ext4 file system (label "modules") holding
@@ -107,13 +110,6 @@ type inputs struct {
 	src           map[string][]byte // src/<name>
 }
 
-// pristine: the variant is Debian's source as it is, without the
-// project's patches or kernel code (cell.Stock). It builds straight from
-// the unpacked source in a build directory of its own, under a lock of its
-// own, so switching to it and back never rebuilds the patched tree's
-// objects, nor waits for them.
-func pristine(v cell.Variant) bool { return v == cell.Stock }
-
 func readInputs(fsys fs.FS, v cell.Variant) (*inputs, error) {
 	in := &inputs{patches: map[string][]byte{}, src: map[string][]byte{}}
 	var err error
@@ -122,9 +118,6 @@ func readInputs(fsys fs.FS, v cell.Variant) (*inputs, error) {
 	}
 	if in.variant, err = fs.ReadFile(fsys, string(v)+".config"); err != nil {
 		return nil, fmt.Errorf("%w: kernel-configs has no fragment for variant %q: %v", ErrNoSource, v, err)
-	}
-	if pristine(v) {
-		return in, nil
 	}
 	for dir, m := range map[string]map[string][]byte{"patches": in.patches, "src": in.src} {
 		ents, err := fs.ReadDir(fsys, dir)
@@ -307,14 +300,6 @@ func (b *builder) workDir() string { return filepath.Join(b.cacheDir, "kbuild") 
 // build runs with the cache entry locked; it takes the build directory's
 // lock too, so at most one kernel compiles at a time on this cache.
 func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fragment, out string) error {
-	if pristine(v) {
-		unlock, err := b.lockNamed(ctx, "build-"+string(v)+".lock")
-		if err != nil {
-			return err
-		}
-		defer unlock()
-		return b.compile(ctx, string(v), b.source, filepath.Join(b.workDir(), "build-"+string(v)), frag, frag, in.configKey(frag, b.sourceID, b.compiler), time.Now(), out)
-	}
 	unlock, err := b.lock(ctx)
 	if err != nil {
 		return err

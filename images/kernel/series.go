@@ -27,10 +27,12 @@ const seriesRecipe = "series 1: base tree + patches applied in one shared tree; 
 // Series kernels share one tree and one build directory of their own,
 // apart from the built-in variants': switching between two series (or two
 // prefixes of one, as bisect does) reverts and applies only the patches
-// that differ, so kbuild rebuilds only what they touch. The built-in
-// variants carry the project's patches (a modpost change among them), so
-// sharing their build directory would rebuild most of the kernel at every
-// switch between the two kinds.
+// that differ, so kbuild rebuilds only what they touch. The variants
+// written as recipes (variants/: stock, whose series is empty, and
+// smccc-bus-next) build here too. The other built-in variants carry the
+// project's patches (a modpost change among them), so sharing their build
+// directory would rebuild most of the kernel at every switch between the
+// two kinds.
 const (
 	seriesTreeName  = "series-tree"
 	seriesBuildName = "series-build"
@@ -170,16 +172,10 @@ func treeIdentity(ctx context.Context, dir string) (string, string, error) {
 // lock takes the build directories' lock: one kernel compiles at a time
 // on a cache, whichever kind.
 func (b *builder) lock(ctx context.Context) (func(), error) {
-	return b.lockNamed(ctx, "build.lock")
-}
-
-// lockNamed takes the lock file name in the work directory: each build
-// directory has one.
-func (b *builder) lockNamed(ctx context.Context, name string) (func(), error) {
 	if err := os.MkdirAll(b.workDir(), 0o700); err != nil {
 		return nil, err
 	}
-	lockPath := filepath.Join(b.workDir(), name)
+	lockPath := filepath.Join(b.workDir(), "build.lock")
 	return flock.Lock(ctx, lockPath, func() { b.log.Info("kbuild: waiting for another kernel build", "lock", lockPath) })
 }
 

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"cca-testbed/cell"
 	"cca-testbed/images"
+	kernelconfigs "cca-testbed/kernel-configs"
 	"cca-testbed/series"
+	builtin "cca-testbed/variants"
 )
 
 // readSeries reads one of the series package's test series.
@@ -139,5 +143,62 @@ func TestSeriesFragment(t *testing.T) {
 	}
 	if want["CONFIG_TSM_REPORTS"] != "m" || want["CONFIG_VIRTIO"] != "y" {
 		t.Errorf("want = %v: the series' own request and the rest of base.config must be required", want)
+	}
+}
+
+// stockConfigBefore is kernel-configs/stock.config as it was while stock
+// had a build directory of its own (until its fold into variants/stock):
+// the recipe must configure the kernel exactly as it did.
+const stockConfigBefore = `CONFIG_LOCALVERSION="-stock"
+CONFIG_ARM_CCA_GUEST=m
+# CONFIG_TSM is not set
+# CONFIG_AUXILIARY_BUS is not set
+`
+
+// TestStockFragment: the stock recipe's merged fragment is base.config
+// plus the old stock.config, symbol for symbol, and all of it must take,
+// as the pristine build required: TSM_REPORTS (which only
+// ARM_CCA_GUEST's select sets on a stock tree) included.
+func TestStockFragment(t *testing.T) {
+	r, ok, err := builtin.Recipe(cell.Stock)
+	if err != nil || !ok {
+		t.Fatalf("variants.Recipe(stock) = %v, %v", ok, err)
+	}
+	if len(r.Patches) != 0 || r.Base != "" {
+		t.Fatalf("stock recipe: %d patches, base %q; want none, linux-source-7.3", len(r.Patches), r.Base)
+	}
+	baseCfg, err := kernelconfigs.FS.ReadFile("base.config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag, want, err := seriesFragment(baseCfg, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := ParseFragment("base.config", baseCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ParseFragment("stock.config", []byte(stockConfigBefore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := Merge(base, old)
+	if !bytes.Equal(frag.Bytes(), before.Bytes()) {
+		t.Errorf("stock's fragment\n%s\nwant what base.config + stock.config gave\n%s", frag.Bytes(), before.Bytes())
+	}
+	if !bytes.Equal(want.Bytes(), before.Bytes()) {
+		t.Errorf("stock requires\n%s\nwant all of\n%s", want.Bytes(), before.Bytes())
+	}
+	for sym, v := range map[string]string{"CONFIG_ARM_CCA_GUEST": "m", "CONFIG_TSM_REPORTS": "m", "CONFIG_TSM": "n",
+		"CONFIG_AUXILIARY_BUS": "n", "CONFIG_LOCALVERSION": `"-stock"`} {
+		if frag[sym] != v {
+			t.Errorf("%s=%q, want %q", sym, frag[sym], v)
+		}
+	}
+	for sym := range frag {
+		if strings.HasPrefix(sym, "CONFIG_CCA_") {
+			t.Errorf("stock sets the project's %s", sym)
+		}
 	}
 }
