@@ -40,6 +40,9 @@ const (
 	// SMCCCBusNext is the SMCCC bus as queued in the arm64 tree for the
 	// next merge window, built from its recipe (variants/smccc-bus-next).
 	SMCCCBusNext Variant = "smccc-bus-next"
+	// SMCCCAuxV5 is v5 of the auxiliary-device series as posted
+	// (2026-05-14), built from its recipe (variants/smccc-aux-v5).
+	SMCCCAuxV5 Variant = "smccc-aux-v5"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -53,7 +56,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Stock: true, SMCCCBusNext: true}
+var fromRecipe = map[Variant]bool{Stock: true, SMCCCBusNext: true, SMCCCAuxV5: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -75,6 +78,7 @@ var Variants = []VariantInfo{
 	// The recipes' Summary (variants' tests keep the two equal).
 	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock"},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
+	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5"},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -38,6 +38,7 @@ func (b Backend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error
 		return nil, err
 	}
 	d, table := rmi.Probe(rmi.New(p))
+	d.SMCCC11 = p.SMCCC11
 	sys, err := New(c, d)
 	if err == nil {
 		err = sys.SetAnswers(table)

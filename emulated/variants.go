@@ -51,6 +51,10 @@ type kernelSpec struct {
 	// makes it (variants/smccc-bus-next): an arm_smccc driver matching
 	// RSI_VERSION's function ID, not a module whose init registers.
 	smcccGuest bool
+	// auxGuest: upstream's guest module as v5 of the auxiliary series
+	// makes it (variants/smccc-aux-v5): an auxiliary driver matching
+	// arm_cca_guest.arm-rsi-dev; the series selects the auxiliary bus.
+	auxGuest bool
 }
 
 // idEntry is a one-entry id table: the bus and the id matched on it.
@@ -158,6 +162,10 @@ var kernels = map[cell.Variant]kernelSpec{
 		upstream: true, smcccGuest: true,
 		glue: smcccBusNext,
 	},
+	cell.SMCCCAuxV5: {
+		upstream: true, auxGuest: true,
+		glue: smcccAuxV5,
+	},
 	cell.Stock: {
 		upstream: true,
 		// arch/arm64/kernel/rsi.c: arm-cca-dev when is_realm_world(),
@@ -196,6 +204,27 @@ func smcccBusNext(c *core, _ buses, d rmi.Decisions) {
 	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
 }
 
+// v5Guest is the auxiliary device name v5's arm_cca_guest matches:
+// "modname.name" as auxiliary_device_create gives it (KBUILD_MODNAME "."
+// RSI_DEV_NAME), aliased auxiliary:arm_cca_guest.arm-rsi-dev.
+const v5Guest = ccaGuest + ".arm-rsi-dev"
+
+// smcccAuxV5 is v5's registration as posted: at device_initcall the SMCCC
+// core adds platform device arm-smccc only when PSCI gave it a conduit
+// (SMCCC 1.1+), and below it auxiliary device arm_cca_guest.arm-rsi-dev.0
+// when RSI_VERSION answered over SMC. No host device, no TRNG device (no
+// firmware the testbed boots answers TRNG_VERSION). The RSI code adds
+// /sys/firmware/cca/realm_guest on every kernel; arm-cca-dev is gone.
+func smcccAuxV5(c *core, b buses, d rmi.Decisions) {
+	if d.SMCCC11 {
+		smccc := c.deviceAdd(b.platform, "arm-smccc", nil, "devices/platform")
+		if d.RSI {
+			c.deviceAdd(b.aux, v5Guest+".0", smccc, "")
+		}
+	}
+	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
+}
+
 // modules is the kernel's modules.alias and modules.dep, as file2alias
 // and depmod write them for our MODULE_DEVICE_TABLEs.
 func (k kernelSpec) modules() *kmod.Index {
@@ -217,8 +246,11 @@ func (k kernelSpec) modules() *kmod.Index {
 		// Upstream's platform_device_id table, kept "so userspace can
 		// autoload this module when RSI is available".
 		a := "platform:arm-cca-dev"
-		if k.smcccGuest { // file2alias: arm_smccc:f%08X of the table's function ID
+		switch {
+		case k.smcccGuest: // file2alias: arm_smccc:f%08X of the table's function ID
 			a = fmt.Sprintf("%sf%08X", smcccPrefix, rsiVersion)
+		case k.auxGuest:
+			a = "auxiliary:" + v5Guest
 		}
 		alias(a, ccaGuest)
 		x.Deps[ccaGuest] = []string{reportMod}
@@ -242,11 +274,13 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 		}),
 		faux: c.busRegister(&bus{name: "faux"}), // faux_bus_type has no uevent callback
 	}
-	if !k.upstream {
+	if !k.upstream || k.auxGuest {
 		b.aux = c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
 			// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 		}})
+	}
+	if !k.upstream {
 		c.classRegister("tsm")
 	}
 	// faux_driver is built in and binds every faux device at creation.
@@ -314,6 +348,19 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 						return nil // tsm_report_register(ops, NULL)
 					}})
 				return true // module_arm_smccc_driver: init is driver_register
+			}
+			if k.auxGuest {
+				// module_auxiliary_driver: no .name, so the driver is
+				// named after the module.
+				c.driverRegister(&driver{name: ccaGuest, bus: b.aux, module: name,
+					match: idMatch(b.aux, v5Guest),
+					probe: func(*device) error {
+						if !d.RSI { // is_realm_world()
+							return errNoDev
+						}
+						return nil // tsm_report_register(ops, NULL)
+					}})
+				return true
 			}
 			// Not a platform driver: its init registers the report
 			// provider in a realm and fails -ENODEV elsewhere; the

@@ -11,6 +11,10 @@ type Decisions struct {
 	DA bool
 	// RSI: RSI_VERSION(1.0) returned RSI_SUCCESS; this is a realm.
 	RSI bool
+	// SMCCC11: the kernel has an SMCCC 1.1+ conduit (Profile.SMCCC11).
+	// Probe does not ask it (it records RMI and RSI calls only); the
+	// caller copies it from the profile.
+	SMCCC11 bool
 }
 
 // The revision the glue requests, as Linux does (RSI_ABI_VERSION 1.0, and

@@ -36,6 +36,15 @@ type Profile struct {
 	// Realm is what RSI_REALM_CONFIG reports and which hash algorithm
 	// the measurements use.
 	Realm RealmConfig
+
+	// SMCCC11: the firmware below the kernel reports SMCCC 1.1 or later
+	// (PSCI_FEATURES(SMCCC_VERSION), then SMCCC_VERSION), so Linux keeps
+	// PSCI's conduit as the SMCCC conduit; with SMCCC 1.0 it has none
+	// (psci_init_smccc never calls arm_smccc_version_init). The realm
+	// firmware and TF-A do; QEMU's own PSCI, under the model's host and
+	// plain cells, answers NOT_SUPPORTED. Only code that keys on the
+	// conduit sees it (v5's arm-smccc device).
+	SMCCC11 bool
 }
 
 // HashAlgo is RsiHashAlgorithm / RmiHashAlgorithm: 0 SHA-256, 1 SHA-512
@@ -148,6 +157,8 @@ func builtinProfiles() []Profile {
 			// IPA width 32: the memory map the realm firmware builds on
 			// QEMU virt (firmware/realm/README.md); shared bit 31.
 			Realm: RealmConfig{IPAWidth: 32, HashAlgo: HashSHA256},
+			// firmware/realm answers SMCCC_VERSION itself (1.1).
+			SMCCC11: true,
 		},
 		{
 			Name:         "tf-rmm-0.9",
@@ -155,6 +166,7 @@ func builtinProfiles() []Profile {
 			RMIRevisions: []uint64{Revision(2, 0)},
 			RMIFeatures:  []uint64{tfrmm09Reg0, tfrmm09Reg1, 0, tfrmm09Reg3},
 			Numbering:    NumberingTFRMM08,
+			SMCCC11:      true, // TF-A's SMCCC_VERSION
 		},
 		{
 			Name:         "tf-rmm-0.8",
@@ -162,6 +174,7 @@ func builtinProfiles() []Profile {
 			RMIRevisions: []uint64{Revision(1, 0)},
 			RMIFeatures:  []uint64{tfrmm08Reg0},
 			Numbering:    NumberingTFRMM08,
+			SMCCC11:      true, // TF-A's SMCCC_VERSION
 		},
 	}
 }

@@ -10,7 +10,7 @@
 // Tests: go test ./variants (every recipe reads, applies to the unpacked
 // linux-source-7.3 and is known to cell with its provenance); the real
 // builds and boots are in ./vm (TestRecipeVariant for smccc-bus-next,
-// TestStockRealm) and ./images/kernel (TestBuildStock).
+// TestStockRealm, TestSMCCCAuxV5Realm) and ./images/kernel (TestBuildStock).
 package variants
 
 import (
@@ -26,7 +26,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus-next stock
+//go:embed smccc-bus-next stock smccc-aux-v5
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.

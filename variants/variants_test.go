@@ -39,8 +39,9 @@ func TestKnownToCell(t *testing.T) {
 			t.Errorf("%s: cell's description\n %q\nwant the recipe's\n %q", v, desc, want)
 		}
 		// A recipe without patches (stock) is a distro's source package as
-		// shipped: its version names it, there is no commit of ours.
-		if r.Provenance.Who == "" || r.Provenance.Version == "" || r.Provenance.Date == "" || (r.Provenance.Commit == "" && len(r.Patches) > 0) {
+		// shipped: its version names it, there is no commit of ours. A
+		// queued version names its commit, a posted one its Message-ID.
+		if p := r.Provenance; p.Who == "" || p.Version == "" || p.Date == "" || (p.Commit == "" && p.MessageID == "" && len(r.Patches) > 0) {
 			t.Errorf("%s: provenance incomplete: %+v", v, r.Provenance)
 		}
 	}
@@ -55,24 +56,27 @@ func TestKnownToCell(t *testing.T) {
 }
 
 // TestOwnPatches: the patches are the project's: written by cca-testbed,
-// no upstream sign-offs, each naming the queued commit it models.
+// no upstream sign-offs, each naming the queued commit or posted patch it
+// models.
 func TestOwnPatches(t *testing.T) {
-	r, ok, err := Recipe(cell.SMCCCBusNext)
-	if err != nil || !ok {
-		t.Fatalf("Recipe(%s) = %v, %v", cell.SMCCCBusNext, ok, err)
-	}
-	if len(r.Patches) != 5 {
-		t.Errorf("%d patches, want 5", len(r.Patches))
-	}
-	for _, p := range r.Patches {
-		if !strings.HasPrefix(p.Author, "cca-testbed") {
-			t.Errorf("%s: author %q", p.Name, p.Author)
+	for v, n := range map[cell.Variant]int{cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3} {
+		r, ok, err := Recipe(v)
+		if err != nil || !ok {
+			t.Fatalf("Recipe(%s) = %v, %v", v, ok, err)
 		}
-		if bytes.Contains(p.Diff, []byte("Signed-off-by:")) {
-			t.Errorf("%s: carries a Signed-off-by line", p.Name)
+		if len(r.Patches) != n {
+			t.Errorf("%s: %d patches, want %d", v, len(r.Patches), n)
 		}
-		if !bytes.Contains(p.Diff, []byte("Model of the queued")) {
-			t.Errorf("%s: does not name the queued commit it models", p.Name)
+		for _, p := range r.Patches {
+			if !strings.HasPrefix(p.Author, "cca-testbed") {
+				t.Errorf("%s %s: author %q", v, p.Name, p.Author)
+			}
+			if bytes.Contains(p.Diff, []byte("Signed-off-by:")) {
+				t.Errorf("%s %s: carries a Signed-off-by line", v, p.Name)
+			}
+			if !bytes.Contains(p.Diff, []byte("Model of ")) {
+				t.Errorf("%s %s: does not name what it models", v, p.Name)
+			}
 		}
 	}
 }
