@@ -21,7 +21,15 @@ run: setup build
 	@bin/testbed matrix --backend qemu --out $(RESULTS) --format text; rc=$$?; \
 	  echo "report: $(RESULTS)/report.html (also .json, .xml, .md, snapshots/, cells/)"; exit $$rc
 
-test: setup vet fmt-check fuzz
+# The cells the real-boot tests use (vm, cmd/testbed, images): built by
+# `testbed prepare` first, so a cold cache's builds (rootfs, kernels,
+# firmware) are not charged to one test binary's timeout. A test whose
+# cell is missing here still builds it itself, only later.
+TEST_CELLS ?= platform/realm platform/realm@trixie platform/plain platform/host-da \
+  platform/host@tf-rmm-0.9 faux/realm stock/realm smccc-bus-next/realm
+
+test: setup vet fmt-check fuzz build
+	@bin/testbed prepare $(TEST_CELLS)
 	$(GO) test -count=1 -timeout 28m ./...
 
 # Every fuzz target for FUZZTIME (scripts/nightly runs them longer); a

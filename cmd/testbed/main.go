@@ -13,6 +13,7 @@
 //	testbed changes  OLD NEW      (two runs)
 //	testbed prune    [--unused-for D]
 //	testbed firmware [--build NAME|all [--path]]   (TF-A + TF-RMM flash images)
+//	testbed prepare  [CELL...]    (build what cells need, boot nothing)
 //
 // matrix, snapshot, boot, diff and variants take --variant-from SERIES:
 // a patch series run as a variant (README, "Bring your own series").
@@ -136,6 +137,7 @@ func commands() []command {
 		{"changes", "what changed between two matrix runs (results directories or report.json files)", runChanges},
 		{"prune", "remove cached images and kernels not used for a while", runPrune},
 		{"firmware", "list the Arm firmware builds, or build them (--build) and print their flash images", runFirmware},
+		{"prepare", "build what cells need (rootfs, kernels, firmware) into the cache, booting nothing", runPrepare},
 	}, testCommands...)
 }
 

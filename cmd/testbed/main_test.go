@@ -39,7 +39,9 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown variant", []string{"snapshot", "--variant", "nosuch"}, `unknown name: variant "nosuch" (known: platform, faux, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock, smccc-bus-next, smccc-aux-v5)`},
+		{"unknown variant", []string{"snapshot", "--variant", "nosuch"}, `unknown name: variant "nosuch" (known: ` + cell.VariantNames() + ")"},
+		{"prepare an unknown cell", []string{"prepare", "nosuch/realm"}, `variant "nosuch"`},
+		{"prepare on the model", []string{"prepare", "--backend", "emulated", "platform/realm"}, "prepare always boots under QEMU"},
 		{"unknown cell role", []string{"snapshot", "faux/queen"}, `role "queen"`},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"unknown format", []string{"matrix", "--format", "pdf"}, `unknown format "pdf"`},
