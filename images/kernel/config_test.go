@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -364,5 +365,22 @@ func TestErrorLines(t *testing.T) {
 	none.Write([]byte("  CC a.o\n"))
 	if none.summary() != "" {
 		t.Errorf("summary of a clean log = %q", none.summary())
+	}
+}
+
+// TestMakerCompilerCache: with a compiler cache, make compiles through
+// ccache into that directory; without one, kbuild's own CC stands.
+func TestMakerCompilerCache(t *testing.T) {
+	for _, dir := range []string{"", "/cache/kbuild/ccache"} {
+		m := &maker{tree: "/t", obj: "/o", cross: "aarch64-linux-gnu-", ccache: dir}
+		argv, env := m.command([]string{"Image"})
+		cc := slices.Contains(argv, "CC=ccache aarch64-linux-gnu-gcc")
+		ccdir := slices.Contains(env, "CCACHE_DIR="+dir)
+		if want := dir != ""; cc != want || ccdir != want {
+			t.Errorf("ccache %q: CC through ccache %v, CCACHE_DIR set %v; want %v", dir, cc, ccdir, want)
+		}
+		if argv[len(argv)-1] != "Image" {
+			t.Errorf("ccache %q: argv %q does not end with the target", dir, argv)
+		}
 	}
 }

@@ -331,7 +331,7 @@ func (b *builder) compile(ctx context.Context, name, tree, obj string, frag, wan
 		return err
 	}
 	defer logf.Close()
-	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath}
+	mk := &maker{tree: tree, obj: obj, cross: b.cross, log: logf, logPath: logPath, ccache: ccacheDir(b.workDir())}
 
 	b.log.Info("kbuild: configuring", "variant", name, "tree", tree, "build", obj)
 	if err := b.configure(ctx, mk, name, frag, want, cfgKey); err != nil {
@@ -552,6 +552,22 @@ type maker struct {
 	tree, obj, cross string
 	log              io.Writer
 	logPath          string
+	// ccache is the compiler cache's directory, "" to compile without it.
+	ccache string
+}
+
+// ccacheDir is where the compiler cache lives (beside the build
+// directories), or "" when ccache is not installed. Variants and series
+// prefixes share one build directory, and applying or reverting a patch
+// to a header that most of the kernel includes (asm/rsi.h, through io.h)
+// makes kbuild recompile nearly everything; ccache keys on content, so
+// going back to a tree state built before costs cache hits, not a
+// compile. The objects are the same either way, so no cache key moves.
+func ccacheDir(work string) string {
+	if _, err := os.Stat(filepath.Join("/usr/bin", "ccache")); err != nil {
+		return ""
+	}
+	return filepath.Join(work, "ccache")
 }
 
 func (m *maker) run(ctx context.Context, args ...string) error {
@@ -566,10 +582,10 @@ func (m *maker) run(ctx context.Context, args ...string) error {
 // SIGTERM (make deletes its half-written targets), SIGKILL after 10 s. A
 // failure names the first compiler errors and the log's last lines.
 func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
-	full := append([]string{"make", "-C", m.tree, "O=" + m.obj, "ARCH=arm64", "CROSS_COMPILE=" + m.cross}, args...)
+	full, env := m.command(args)
 	fmt.Fprintf(m.log, "+ %s\n", strings.Join(full, " "))
 	var errs errorLines
-	c := proc.Cmd{Argv: full, Env: buildEnv(os.Environ()), Lines: 5,
+	c := proc.Cmd{Argv: full, Env: env, Lines: 5,
 		Stdout: io.MultiWriter(m.log, &errs), Stderr: io.MultiWriter(m.log, &errs)}
 	if stdout != nil {
 		c.Stdout = stdout
@@ -581,6 +597,17 @@ func (m *maker) runTo(ctx context.Context, stdout io.Writer, args ...string) err
 		return fmt.Errorf("%w: make %s: %w%s (full log: %s)", ErrBuild, strings.Join(args, " "), err, errs.summary(), m.logPath)
 	}
 	return nil
+}
+
+// command is make's argument list and environment for args.
+func (m *maker) command(args []string) (argv, env []string) {
+	argv = []string{"make", "-C", m.tree, "O=" + m.obj, "ARCH=arm64", "CROSS_COMPILE=" + m.cross}
+	env = buildEnv(os.Environ())
+	if m.ccache != "" {
+		argv = append(argv, "CC=ccache "+m.cross+"gcc")
+		env = append(env, "CCACHE_DIR="+m.ccache, "CCACHE_MAXSIZE=6G")
+	}
+	return append(argv, args...), env
 }
 
 // buildEnv drops what would change the kernel build from outside: a
