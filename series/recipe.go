@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,12 +20,15 @@ import (
 //	config:      the config fragment (default: kernel.config if present)
 //	udev:        a udev rule file, installed in /etc/udev/rules.d
 //	unit:        a systemd unit file, installed in /etc/systemd/system
+//	userspace:   a directory laid out as the guest's root whose files are
+//	             installed (default: userspace/ beside the recipe, if
+//	             present); see CheckGuestPath for where files may go
 //	who, version, date, message-id, commit: provenance
 //
 // udev and unit may repeat; every other key appears at most once.
 type RecipeFields map[string][]string
 
-var recipeKeys = []string{"name", "description", "base", "series", "config", "udev", "unit",
+var recipeKeys = []string{"name", "description", "base", "series", "config", "udev", "unit", "userspace",
 	"who", "version", "date", "message-id", "commit"}
 
 // ParseRecipe reads a recipe file.
@@ -114,17 +116,33 @@ func readRecipeDir(ctx context.Context, dir string) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range []struct{ key, dir, ext string }{{"udev", "/etc/udev/rules.d", ".rules"}, {"unit", "/etc/systemd/system", ""}} {
+	// udev: and unit: name single files; userspace: (or a userspace/
+	// directory beside the recipe) a tree laid out as the guest's root.
+	for _, k := range []struct{ key, dir string }{{"udev", "etc/udev/rules.d"}, {"unit", "etc/systemd/system"}} {
 		for _, p := range f[k.key] {
-			data, err := readBounded(rel(p), 64<<10)
+			gp := k.dir + "/" + filepath.Base(p)
+			if err := CheckGuestPath(gp); err != nil {
+				return nil, fmt.Errorf("%w: %s file %s: %v", ErrFormat, k.key, p, err)
+			}
+			data, err := readBounded(rel(p), MaxUserspaceFile)
 			if err != nil {
 				return nil, err
 			}
-			base := filepath.Base(p)
-			if !strings.HasSuffix(base, k.ext) || !validFileName(base) {
-				return nil, fmt.Errorf("%w: %s file %q: want a plain file name%s", ErrFormat, k.key, base, map[bool]string{true: " ending in " + k.ext}[k.ext != ""])
+			if err := addUserspace(r, UserspaceFile{GuestPath: "/" + gp, Data: data}); err != nil {
+				return nil, err
 			}
-			r.Userspace = append(r.Userspace, UserspaceFile{GuestPath: path.Join(k.dir, base), Data: data})
+		}
+	}
+	if u := f.get("userspace"); u != "" || isDir(filepath.Join(dir, UserspaceDir)) {
+		if u == "" {
+			u = UserspaceDir
+		}
+		files, err := readUserspaceTree(rel(u))
+		if err != nil {
+			return nil, err
+		}
+		if err := addUserspace(r, files...); err != nil {
+			return nil, err
 		}
 	}
 	pv := &r.Provenance

@@ -95,9 +95,12 @@ func (p Provenance) String() string {
 }
 
 // UserspaceFile is a file installed in the guest for a variant: a udev
-// rule or a systemd unit its position relies on.
+// rule, systemd unit, modules-load.d or modprobe.d file its position
+// relies on (CheckGuestPath says where). It is in the guest before udev's
+// coldplug: images/kernel ships it in the kernel's modules disk and the
+// rootfs copies it into place before systemd-udevd starts.
 type UserspaceFile struct {
-	GuestPath string // absolute, under /etc/udev/rules.d or /etc/systemd/system
+	GuestPath string // absolute: "/etc/udev/rules.d/60-x.rules"
 	Data      []byte
 }
 
@@ -140,9 +143,7 @@ func (r *Recipe) Summary() string {
 		for _, u := range r.Userspace {
 			names = append(names, u.GuestPath)
 		}
-		// Installing them before udev's coldplug needs a rootfs change
-		// not made yet; say so rather than let a reader assume it.
-		out += "; userspace part (not installed yet): " + strings.Join(names, ", ")
+		out += "; userspace part: " + strings.Join(names, ", ")
 	}
 	if p := r.Provenance.String(); p != "" {
 		out += "; " + p
