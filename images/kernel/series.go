@@ -45,6 +45,8 @@ const (
 // project's base.config and r's fragment. A series that does not apply is
 // refused before anything is built, with a *series.ApplyError naming the
 // patch and hunk; a build that fails carries the compiler's error lines.
+// A recipe's userspace part is in the returned kernel's modules disk,
+// under UserspaceDirName.
 func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, error) {
 	b, cache, err := newBuilder(ctx, opts)
 	if err != nil {
@@ -109,12 +111,15 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: cache entry %s: %w", r.Name, dir, err)
 	}
-	return &Kernel{
+	k := &Kernel{
 		Image:       filepath.Join(dir, ImageName),
 		ModulesDisk: filepath.Join(dir, ModulesName),
 		Release:     strings.TrimSpace(string(rel)),
 		Dir:         dir,
-	}, nil
+	}
+	// The userspace part rides in a modules disk of its own entry: the
+	// kernel's key leaves it out, so a changed rule reuses the build.
+	return withUserspace(ctx, cache, r.Name, k, r.Userspace)
 }
 
 // selectedOnly are base.config's symbols that have no prompt in a stock
