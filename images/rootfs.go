@@ -299,7 +299,11 @@ const ModulesDiskUnit = "cca-modules-disk.service"
 // the mount could never be ordered before systemd-udev-trigger. The modules
 // must be in place before coldplug or udev's autoload of the devices under
 // test fails silently. /dev/vdb itself exists from the kernel (devtmpfs)
-// before init starts. systemd still shows the result as
+// before init starts. A recipe's userspace part rides on the same disk
+// (images/kernel.UserspaceDirName, laid out as the guest's root) and is
+// copied into the overlay's /etc here, so udevd, which starts after this
+// unit, reads its rules before coldplug; PID 1 has loaded its units by
+// then, so a unit of the part runs when a rule pulls it in. systemd still shows the result as
 // usr-lib-modules.mount (from /proc/self/mountinfo).
 const modulesDiskUnit = `[Unit]
 Description=Mount the kernel modules disk /dev/vdb read-only on /usr/lib/modules
@@ -314,6 +318,7 @@ Before=sysinit.target local-fs.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/bin/mount -t ext4 -o ro /dev/vdb /usr/lib/modules
+ExecStart=/bin/sh -c 'if [ -d /usr/lib/modules/cca-userspace ]; then cp -R /usr/lib/modules/cca-userspace/. /; fi'
 
 [Install]
 WantedBy=sysinit.target
