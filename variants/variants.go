@@ -9,8 +9,9 @@
 //
 // Tests: go test ./variants (every recipe reads, applies to the unpacked
 // linux-source-7.3 and is known to cell with its provenance); the real
-// builds and boots are in ./vm (TestRecipeVariant for smccc-bus-next,
-// TestStockRealm, TestSMCCCAuxV5Realm) and ./images/kernel (TestBuildStock).
+// builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
+// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm) and ./images/kernel
+// (TestBuildStock).
 package variants
 
 import (
@@ -26,7 +27,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus-next stock smccc-aux-v5
+//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.
