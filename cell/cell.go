@@ -30,9 +30,11 @@ const (
 	Faux             Variant = "faux"
 	SMCCCAux         Variant = "smccc-aux"
 	SMCCCAuxNoLegacy Variant = "smccc-aux-nolegacy"
-	SMCCCBus         Variant = "smccc-bus"
-	Virtual          Variant = "virtual"
-	ModuleFaux       Variant = "module-faux"
+	// SMCCCBus is the SMCCC bus as posted in v7 (2026-06-11), built from
+	// its recipe (variants/smccc-bus).
+	SMCCCBus   Variant = "smccc-bus"
+	Virtual    Variant = "virtual"
+	ModuleFaux Variant = "module-faux"
 	// Stock is Debian's linux-source-7.3 with no project patches or
 	// glue: upstream rsi.c and arm_cca_guest, as a distro would ship them;
 	// built from its empty recipe (variants/stock).
@@ -56,7 +58,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Stock: true, SMCCCBusNext: true, SMCCCAuxV5: true}
+var fromRecipe = map[Variant]bool{Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -72,7 +74,8 @@ var Variants = []VariantInfo{
 	{Faux, "faux_device arm-rmi-dev / arm-rsi-dev under /sys/devices/faux; no MODALIAS"},
 	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept"},
 	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device"},
-	{SMCCCBus, "v6/v7: dedicated arm_smccc bus with modalias, /sys/firmware/cca/realm_guest, no arm-cca-dev"},
+	// The recipe's Summary (variants' tests keep the two equal).
+	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus"},
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
 	// The recipes' Summary (variants' tests keep the two equal).

@@ -52,8 +52,12 @@ type device struct {
 	driver    *driver
 	parent    *device
 	// funcID is an arm_smccc device's SMCCC function ID (struct
-	// arm_smccc_device), what that bus matches and aliases on.
+	// arm_smccc_device as queued), what that bus matches and aliases on.
 	funcID uint32
+	// service is an arm_smccc device's service name (struct
+	// arm_smccc_device as posted in v7): its name without "-<id>", what
+	// that bus matches and aliases on.
+	service string
 }
 
 type driver struct {

@@ -47,14 +47,21 @@ type kernelSpec struct {
 	// auxiliary bus (only our glue selects them), and upstream's
 	// arm_cca_guest, autoloaded by rsi.c's arm-cca-dev.
 	upstream bool
-	// smcccGuest: upstream's guest module as the queued SMCCC bus series
-	// makes it (variants/smccc-bus-next): an arm_smccc driver matching
-	// RSI_VERSION's function ID, not a module whose init registers.
-	smcccGuest bool
+	// smcccGuest: upstream's guest module as an SMCCC bus series makes
+	// it, an arm_smccc driver rather than a module whose init registers;
+	// nil for 7.3's.
+	smcccGuest *smcccDriver
 	// auxGuest: upstream's guest module as v5 of the auxiliary series
 	// makes it (variants/smccc-aux-v5): an auxiliary driver matching
 	// arm_cca_guest.arm-rsi-dev; the series selects the auxiliary bus.
 	auxGuest bool
+}
+
+// smcccDriver is an arm_smccc driver: the alias file2alias writes for its
+// MODULE_DEVICE_TABLE(arm_smccc, ...) and what the bus matches it on.
+type smcccDriver struct {
+	alias string
+	match func(*device) bool
 }
 
 // idEntry is a one-entry id table: the bus and the id matched on it.
@@ -66,7 +73,6 @@ type idTables struct{ host, guest idEntry }
 var (
 	platformIDs = &idTables{host: idEntry{"platform", "arm-rmi-dev"}, guest: idEntry{"platform", "arm-cca-dev"}}
 	auxIDs      = &idTables{host: idEntry{"auxiliary", "arm_cca_host.arm-rmi-dev"}, guest: idEntry{"auxiliary", "arm_cca_guest.arm-rsi-dev"}}
-	smcccIDs    = &idTables{host: idEntry{"arm_smccc", "arm-rmi"}, guest: idEntry{"arm_smccc", "arm-rsi"}}
 )
 
 // fauxFeatureAlias is module-faux's alias: module_cpu_feature_match(ASIMD).
@@ -129,24 +135,6 @@ var kernels = map[cell.Variant]kernelSpec{
 		tsmDrivers: true, ids: auxIDs,
 		glue: smcccAux(false),
 	},
-	cell.SMCCCBus: {
-		tsmDrivers: true, ids: smcccIDs,
-		glue: func(c *core, b buses, d rmi.Decisions) {
-			sb := c.busRegister(&bus{
-				name:     "arm_smccc",
-				uevent:   func(d *device) []string { return []string{"MODALIAS=arm_smccc:" + beforeLast(d.name, '-')} },
-				modalias: func(d *device) string { return "arm_smccc:" + beforeLast(d.name, '-') },
-			})
-			smccc := c.deviceAdd(b.platform, "arm-smccc", nil, "devices/platform")
-			if d.RMI {
-				c.deviceAdd(sb, "arm-rmi-0", smccc, "")
-			}
-			if d.RSI {
-				c.deviceAdd(sb, "arm-rsi-0", smccc, "")
-			}
-			c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
-		},
-	},
 	cell.Virtual: {
 		glue: func(c *core, _ buses, d rmi.Decisions) {
 			if hostDevice(d) {
@@ -158,8 +146,12 @@ var kernels = map[cell.Variant]kernelSpec{
 		fauxModule: true,
 		glue:       func(*core, buses, rmi.Decisions) {}, // the module makes its devices
 	},
+	cell.SMCCCBus: {
+		upstream: true, smcccGuest: v7Guest,
+		glue: smcccBusV7,
+	},
 	cell.SMCCCBusNext: {
-		upstream: true, smcccGuest: true,
+		upstream: true, smcccGuest: nextGuest,
 		glue: smcccBusNext,
 	},
 	cell.SMCCCAuxV5: {
@@ -179,11 +171,48 @@ var kernels = map[cell.Variant]kernelSpec{
 }
 
 // The SMCCC function IDs the queued bus matches on (include/linux/arm-smccc.h,
-// asm/rsi_smc.h), and its alias prefix.
+// asm/rsi_smc.h), the RSI service's name the v7 bus matches on
+// (RSI_DEV_NAME), and the alias prefix of both.
 const (
 	rsiVersion  uint32 = 0xC4000190 // SMC_RSI_ABI_VERSION
+	rsiService         = "arm-rsi-dev"
 	smcccPrefix        = "arm_smccc:"
 )
+
+// The guest module as each SMCCC bus series makes it.
+var (
+	// v7: the id table names the service; the bus compares names.
+	v7Guest = &smcccDriver{
+		alias: smcccPrefix + rsiService,
+		match: func(dev *device) bool { return dev.service == rsiService },
+	}
+	// Queued: the id table names RSI_VERSION; the bus compares IDs.
+	nextGuest = &smcccDriver{
+		alias: fmt.Sprintf("%sf%08X", smcccPrefix, rsiVersion),
+		match: func(dev *device) bool { return dev.funcID == rsiVersion },
+	}
+)
+
+// smcccBusV7 is v7's registration as posted: the arm_smccc bus at
+// subsys_initcall; at device_initcall the SMCCC core makes each service's
+// discovery call (TRNG_VERSION, then RSI_VERSION over SMC only) and adds
+// a device for each that answers, with no parent (devices/<name>-<id>),
+// the id from one allocator for the whole bus starting at 1. Neither
+// firmware the testbed boots on answers TRNG_VERSION, so the realm's RSI
+// device takes id 1: arm-rsi-dev-1. Its uevent and modalias attribute say
+// arm_smccc:<service>. The RSI code adds /sys/firmware/cca/realm_guest on
+// every kernel.
+func smcccBusV7(c *core, _ buses, d rmi.Decisions) {
+	sb := c.busRegister(&bus{
+		name:     "arm_smccc",
+		uevent:   func(dev *device) []string { return []string{"MODALIAS=" + smcccPrefix + dev.service} },
+		modalias: func(dev *device) string { return smcccPrefix + dev.service },
+	})
+	if d.RSI {
+		c.add(&device{name: rsiService + "-1", service: rsiService, bus: sb}, "devices")
+	}
+	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
+}
 
 // smcccBusNext is the queued series' registration: the arm_smccc bus at
 // subsys_initcall; at device_initcall one device per service whose
@@ -247,8 +276,8 @@ func (k kernelSpec) modules() *kmod.Index {
 		// autoload this module when RSI is available".
 		a := "platform:arm-cca-dev"
 		switch {
-		case k.smcccGuest: // file2alias: arm_smccc:f%08X of the table's function ID
-			a = fmt.Sprintf("%sf%08X", smcccPrefix, rsiVersion)
+		case k.smcccGuest != nil: // file2alias of its arm_smccc table
+			a = k.smcccGuest.alias
 		case k.auxGuest:
 			a = "auxiliary:" + v5Guest
 		}
@@ -337,10 +366,10 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
 		case ccaGuest:
-			if k.smcccGuest {
+			if k.smcccGuest != nil {
 				sb := c.buses["arm_smccc"]
 				c.driverRegister(&driver{name: ccaGuest, bus: sb, module: name,
-					match: func(dev *device) bool { return dev.funcID == rsiVersion },
+					match: k.smcccGuest.match,
 					probe: func(*device) error {
 						if !d.RSI { // is_realm_world()
 							return errNoDev
@@ -382,21 +411,18 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 }
 
 // idMatch is the bus's match against a one-entry id table: platform
-// compares the device name, auxiliary "modname.name" without the id,
-// arm_smccc the service name without "-<id>".
+// compares the device name, auxiliary "modname.name" without the id.
 func idMatch(b *bus, id string) func(*device) bool {
 	return func(d *device) bool {
-		switch b.name {
-		case "auxiliary":
+		if b.name == "auxiliary" {
 			return beforeLast(d.name, '.') == id
-		case "arm_smccc":
-			return beforeLast(d.name, '-') == id
 		}
 		return d.name == id
 	}
 }
 
-// beforeLast is s up to the last c ("arm-rmi-0" → "arm-rmi"), or s.
+// beforeLast is s up to the last c ("arm_cca_guest.arm-rsi-dev.0" →
+// "arm_cca_guest.arm-rsi-dev"), or s.
 func beforeLast(s string, c byte) string {
 	if i := strings.LastIndexByte(s, c); i >= 0 {
 		return s[:i]

@@ -243,11 +243,11 @@ func TestFidelity(t *testing.T) {
 	// A run with another firmware profile is compared with the model
 	// answering with that profile (host-noda under rmm-2.0 has DA).
 	da := t.TempDir()
-	if _, stderr, code := testbed(t, "matrix", "--variant", "smccc-bus", "--role", "host-noda", "--firmware-profile", "rmm-2.0", "--out", da); code != exitOK && code != exitMismatch {
+	if _, stderr, code := testbed(t, "matrix", "--variant", "smccc-aux", "--role", "host-noda", "--firmware-profile", "rmm-2.0", "--out", da); code != exitOK && code != exitMismatch {
 		t.Fatalf("matrix --firmware-profile: exit %d %s", code, stderr)
 	}
 	out, stderr, code = testbed(t, "fidelity", da)
-	if code != exitOK || !strings.Contains(out, "smccc-bus/host-noda: 0 differences") {
+	if code != exitOK || !strings.Contains(out, "smccc-aux/host-noda: 0 differences") {
 		t.Fatalf("--firmware-profile run: exit %d %s\n%s", code, stderr, out)
 	}
 	// A real run whose guest device moved must show up as differences.

@@ -37,10 +37,6 @@ var aliases = map[cell.Variant][]string{
 		"alias auxiliary:arm_cca_guest.arm-rsi-dev cca_guest_tsm",
 		"alias auxiliary:arm_cca_host.arm-rmi-dev cca_host_tsm",
 	},
-	cell.SMCCCBus: {
-		"alias arm_smccc:arm-rmi cca_host_tsm",
-		"alias arm_smccc:arm-rsi cca_guest_tsm",
-	},
 	cell.Virtual: nil,
 	cell.ModuleFaux: {
 		"alias cpu:type:*:feature:*0001* cca_faux",
@@ -53,7 +49,6 @@ var deps = map[cell.Variant][]string{
 	cell.Faux:             {"cca_guest_tsm.ko:", "cca_host_tsm.ko:"},
 	cell.SMCCCAux:         {"cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko", "cca_host_tsm.ko:"},
 	cell.SMCCCAuxNoLegacy: {"cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko", "cca_host_tsm.ko:"},
-	cell.SMCCCBus:         {"cca_guest_tsm.ko: kernel/drivers/virt/coco/guest/tsm_report.ko", "cca_host_tsm.ko:"},
 	cell.Virtual:          nil,
 	cell.ModuleFaux:       {"cca_faux.ko: kernel/drivers/virt/coco/guest/tsm_report.ko"},
 }

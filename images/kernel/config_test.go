@@ -137,8 +137,8 @@ func FuzzParseFragment(f *testing.F) {
 func TestEmbeddedFragments(t *testing.T) {
 	choice := map[cell.Variant]string{
 		cell.Platform: "PLATFORM", cell.Faux: "FAUX", cell.SMCCCAux: "SMCCC_AUX",
-		cell.SMCCCAuxNoLegacy: "SMCCC_AUX_NOLEGACY", cell.SMCCCBus: "SMCCC_BUS",
-		cell.Virtual: "VIRTUAL", cell.ModuleFaux: "MODULE_FAUX",
+		cell.SMCCCAuxNoLegacy: "SMCCC_AUX_NOLEGACY",
+		cell.Virtual:          "VIRTUAL", cell.ModuleFaux: "MODULE_FAUX",
 	}
 	for _, vi := range cell.Variants {
 		v := vi.Name
