@@ -98,31 +98,6 @@ static struct auxiliary_driver guest_driver = {
 };
 module_auxiliary_driver(guest_driver);
 
-#elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-
-static int guest_smccc_probe(struct arm_smccc_device *sdev, const struct arm_smccc_device_id *id)
-{
-	return guest_probe(&sdev->dev);
-}
-
-static void guest_smccc_remove(struct arm_smccc_device *sdev)
-{
-	guest_remove(&sdev->dev);
-}
-
-static const struct arm_smccc_device_id guest_ids[] = {
-	{ .name = CCA_SMCCC_RSI },
-	{}
-};
-MODULE_DEVICE_TABLE(arm_smccc, guest_ids);
-
-static struct arm_smccc_driver guest_driver = {
-	.probe = guest_smccc_probe,
-	.remove = guest_smccc_remove,
-	.id_table = guest_ids,
-};
-module_arm_smccc_driver(guest_driver);
-
 #else /* faux: the glue's faux device is bound to faux_driver already */
 
 static int __init guest_init(void)

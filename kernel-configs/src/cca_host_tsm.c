@@ -4,7 +4,7 @@
  * TSM device (tsm0) under the device it binds, but only when the RMM has
  * Device Assignment; otherwise it fails with -ENODEV and the device stays
  * unbound. What it binds, and so how udev finds it, is the variant: a
- * platform device, an auxiliary device, an arm_smccc bus device, or (faux)
+ * platform device, an auxiliary device, or (faux)
  * nothing at all.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -91,31 +91,6 @@ static struct auxiliary_driver host_driver = {
 	.id_table = host_ids,
 };
 module_auxiliary_driver(host_driver);
-
-#elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-
-static int host_smccc_probe(struct arm_smccc_device *sdev, const struct arm_smccc_device_id *id)
-{
-	return host_probe(&sdev->dev);
-}
-
-static void host_smccc_remove(struct arm_smccc_device *sdev)
-{
-	host_remove(&sdev->dev);
-}
-
-static const struct arm_smccc_device_id host_ids[] = {
-	{ .name = CCA_SMCCC_RMI },
-	{}
-};
-MODULE_DEVICE_TABLE(arm_smccc, host_ids);
-
-static struct arm_smccc_driver host_driver = {
-	.probe = host_smccc_probe,
-	.remove = host_smccc_remove,
-	.id_table = host_ids,
-};
-module_arm_smccc_driver(host_driver);
 
 #else /* faux: the glue's faux device is bound to faux_driver already */
 

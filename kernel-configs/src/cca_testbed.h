@@ -56,8 +56,6 @@ int cca_testbed_register(const struct cca_testbed_fw *fw);
 #define CCA_TESTBED_VARIANT "smccc-aux"
 #elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX_NOLEGACY)
 #define CCA_TESTBED_VARIANT "smccc-aux-nolegacy"
-#elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-#define CCA_TESTBED_VARIANT "smccc-bus"
 #elif IS_ENABLED(CONFIG_CCA_TESTBED_VIRTUAL)
 #define CCA_TESTBED_VARIANT "virtual"
 #elif IS_ENABLED(CONFIG_CCA_TESTBED_MODULE_FAUX)
@@ -71,40 +69,5 @@ int cca_testbed_register(const struct cca_testbed_fw *fw);
 #define CCA_SMCCC_PDEV		"arm-smccc"	/* parent platform device */
 #define CCA_AUX_HOST_MOD	"arm_cca_host"	/* auxiliary modname of the host device */
 #define CCA_AUX_GUEST_MOD	"arm_cca_guest"	/* auxiliary modname of the realm device */
-#define CCA_SMCCC_RMI		"arm-rmi"	/* arm_smccc bus service names */
-#define CCA_SMCCC_RSI		"arm-rsi"
-
-#if IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-/*
- * The arm_smccc bus (smccc-bus variant): one device per firmware service,
- * named "<name>-<id>", matched to drivers by name, announced to udev as
- * MODALIAS=arm_smccc:<name>.
- */
-struct arm_smccc_device {
-	struct device dev;
-	const char *name;
-	u32 id;
-};
-#define to_arm_smccc_device(d) container_of_const(d, struct arm_smccc_device, dev)
-
-struct arm_smccc_driver {
-	int (*probe)(struct arm_smccc_device *sdev, const struct arm_smccc_device_id *id);
-	void (*remove)(struct arm_smccc_device *sdev);
-	const struct arm_smccc_device_id *id_table;
-	struct device_driver driver;
-};
-#define to_arm_smccc_driver(d) container_of_const(d, struct arm_smccc_driver, driver)
-
-int arm_smccc_bus_init(void);
-struct arm_smccc_device *arm_smccc_device_register(struct device *parent,
-						   const char *name, u32 id);
-int __arm_smccc_driver_register(struct arm_smccc_driver *drv, struct module *owner,
-				const char *modname);
-#define arm_smccc_driver_register(drv) \
-	__arm_smccc_driver_register(drv, THIS_MODULE, KBUILD_MODNAME)
-void arm_smccc_driver_unregister(struct arm_smccc_driver *drv);
-#define module_arm_smccc_driver(__drv) \
-	module_driver(__drv, arm_smccc_driver_register, arm_smccc_driver_unregister)
-#endif
 
 #endif /* CCA_TESTBED_H */

@@ -11,9 +11,7 @@
 #include <linux/device/faux.h>
 #include <linux/err.h>
 #include <linux/init.h>
-#include <linux/kobject.h>
 #include <linux/platform_device.h>
-#include <linux/sysfs.h>
 #include <linux/tsm.h>
 
 #include "cca_testbed.h"
@@ -109,65 +107,6 @@ static int __init register_smccc_aux(const struct cca_testbed_fw *fw, bool legac
 	return rc;
 }
 
-#if IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-static bool realm_guest;
-
-static ssize_t realm_guest_show(struct kobject *kobj, struct kobj_attribute *attr,
-				char *buf)
-{
-	return sysfs_emit(buf, "%d\n", realm_guest);
-}
-static struct kobj_attribute realm_guest_attr = __ATTR_RO(realm_guest);
-
-static int __init add_smccc_dev(struct device *parent, const char *name)
-{
-	struct arm_smccc_device *sdev;
-
-	sdev = arm_smccc_device_register(parent, name, 0);
-	if (IS_ERR(sdev)) {
-		pr_err("arm_smccc device %s-0: %pe\n", name, sdev);
-		return PTR_ERR(sdev);
-	}
-	pr_info("registered arm_smccc device %s\n", dev_name(&sdev->dev));
-	return 0;
-}
-
-static int __init register_smccc_bus(const struct cca_testbed_fw *fw)
-{
-	struct platform_device *smccc;
-	struct kobject *cca;
-	int rc;
-
-	rc = arm_smccc_bus_init();
-	if (rc) {
-		pr_err("bus arm_smccc: %d\n", rc);
-		return rc;
-	}
-	rc = add_platform(CCA_SMCCC_PDEV, &smccc);
-	if (rc)
-		return rc;
-
-	realm_guest = fw->rsi;
-	cca = kobject_create_and_add("cca", firmware_kobj);
-	if (!cca || sysfs_create_file(cca, &realm_guest_attr.attr)) {
-		pr_err("/sys/firmware/cca/realm_guest could not be created\n");
-		rc = -ENOMEM;
-	} else {
-		pr_info("firmware/cca/realm_guest reads %d\n", realm_guest);
-	}
-
-	if (fw->rmi)
-		rc = add_smccc_dev(&smccc->dev, CCA_SMCCC_RMI) ?: rc;
-	else
-		pr_info("no arm_smccc %s: needs RMI\n", CCA_SMCCC_RMI);
-	if (fw->rsi)
-		rc = add_smccc_dev(&smccc->dev, CCA_SMCCC_RSI) ?: rc;
-	else
-		pr_info("no arm_smccc %s: needs RSI\n", CCA_SMCCC_RSI);
-	return rc;
-}
-#endif
-
 static int __init register_virtual(const struct cca_testbed_fw *fw)
 {
 	struct tsm_dev *tsm;
@@ -197,9 +136,6 @@ int __init cca_testbed_register(const struct cca_testbed_fw *fw)
 		return register_smccc_aux(fw, true);
 	if (IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX_NOLEGACY))
 		return register_smccc_aux(fw, false);
-#if IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_BUS)
-	return register_smccc_bus(fw);
-#endif
 	if (IS_ENABLED(CONFIG_CCA_TESTBED_VIRTUAL))
 		return register_virtual(fw);
 	/* module-faux: cca_faux, loaded by udev, registers everything. */
