@@ -101,6 +101,7 @@ func TestBoot(t *testing.T) {
 			"probe: at EL1",
 			"probe: SMCCC_VERSION 0x0000000000010002 ",
 			"probe: RSI_VERSION 0x0000000000000000 0x0000000000010000 0x0000000000010000",
+			"probe: RSI_VERSION 9.9 0x0000000000000001 0x0000000000010000 0x0000000000010000",
 			"probe: ipa_width 0x0000000000000020 0x0000000000000000 ",
 			"probe: RSI_IPA_STATE_GET 0x0000000000000000 0x0000000080000000 0x0000000000000001",
 			"probe: RSI_IPA_STATE_GET mmio 0x0000000000000000 0x0000000009001000 0x0000000000000000",
@@ -108,7 +109,7 @@ func TestBoot(t *testing.T) {
 			"probe: power off",
 		}, 1},
 		{"stage-2 fault", buildProbe(t, 1), table, "realmfw: fatal: stage-2 fault ipa=0x1000 esr=", nil, 1},
-		{"call not in the table", buildProbe(t, 2), table, "realmfw: fatal: RSI call not in the table fid=0xc4000190 x1=0x90009", nil, 1},
+		{"call not in the table", buildProbe(t, 2), table, "realmfw: fatal: RSI call not in the table fid=0xc4000191 x1=0x9", nil, 1},
 		{"unexpected trap", buildProbe(t, 3), table, "realmfw: fatal: unexpected trap from EL1 esr=0x5a000000", nil, 1},
 		{"bad table", buildProbe(t, 0), bad, "realmfw: fatal: RSI table: checksum mismatch", nil, 1},
 		{"secondary CPU", buildProbe(t, 4), table, "", []string{

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
+	"slices"
 
 	"cca-testbed/rmi"
 )
@@ -42,6 +44,9 @@ const (
 	// Firmware: the firmware computes the answer from the table's state
 	// (realm config, RIPAS, measurements, the token template).
 	Firmware Kind = 2
+	// Otherwise: the entry's Ret for a call whose x1 no Answer entry of
+	// the function matches (Arg unused).
+	Otherwise Kind = 3
 )
 
 // Entry is one function the firmware answers.
@@ -84,7 +89,30 @@ var firmwareCalls = []uint32{
 // 1.0 (Linux 7.3) and the later ones the DA series asks for, and 0: the
 // queued SMCCC bus (variants/smccc-bus-next) discovers RSI by calling
 // RSI_VERSION with zero arguments and takes any answer but NOT_SUPPORTED.
+// Any other request gets the Otherwise entry, as an RMM answers every
+// revision: v7's SMCCC bus as posted (variants/smccc-bus) makes the call
+// with no arguments at all, so x1 is whatever the register held.
 var versionRequests = []uint64{0, rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0)}
+
+// otherVersion is the model's RSI_VERSION answer to any request the table
+// does not list: one answer, or an error when the model's answer depends
+// on where the request falls between implemented revisions.
+func otherVersion(p rmi.Profile, m *rmi.Model) ([4]uint64, error) {
+	other := m.SMC(rmi.RSIVersion, math.MaxUint64)
+	probes := []uint64{0}
+	for _, r := range p.RSIRevisions {
+		probes = append(probes, r+1)
+	}
+	for _, req := range probes {
+		if slices.Contains(p.RSIRevisions, req) || slices.Contains(versionRequests, req) {
+			continue
+		}
+		if got := m.SMC(rmi.RSIVersion, req); got != other {
+			return other, fmt.Errorf("%w: profile %s answers RSI_VERSION(%#x) %#x but %#x above every revision: one Otherwise entry cannot hold both", ErrTable, p.Name, req, got, other)
+		}
+	}
+	return other, nil
+}
 
 // NewTable writes the table for a realm whose firmware the model m
 // describes. The model must be a realm (RSI) with the firmware's IPA width.
@@ -110,6 +138,11 @@ func NewTable(p rmi.Profile) (*Table, error) {
 	for _, rev := range versionRequests {
 		t.Entries = append(t.Entries, Entry{FID: rmi.RSIVersion, Kind: Answer, Arg: rev, Ret: m.SMC(rmi.RSIVersion, rev)})
 	}
+	other, err := otherVersion(p, m)
+	if err != nil {
+		return nil, err
+	}
+	t.Entries = append(t.Entries, Entry{FID: rmi.RSIVersion, Kind: Otherwise, Ret: other})
 	for i := 0; i < max(1, len(p.RSIFeatures)); i++ {
 		t.Entries = append(t.Entries, Entry{FID: rmi.RSIFeatures, Kind: Answer, Arg: uint64(i), Ret: m.SMC(rmi.RSIFeatures, uint64(i))})
 	}
@@ -273,7 +306,7 @@ func ParseTable(b []byte) (*Table, error) {
 	for i := 0; i < n; i++ {
 		p := b[entriesOff+i*entrySize:]
 		e := Entry{FID: le.Uint32(p), Kind: Kind(le.Uint32(p[4:])), Arg: le.Uint64(p[8:])}
-		if e.Kind != Answer && e.Kind != Firmware {
+		if e.Kind != Answer && e.Kind != Firmware && e.Kind != Otherwise {
 			return nil, fmt.Errorf("%w: entry %d (%s) has unknown kind %d", ErrTable, i, rmi.FIDName(e.FID), e.Kind)
 		}
 		for j := range e.Ret {

@@ -60,6 +60,7 @@ func TestConstantsAgree(t *testing.T) {
 		{"TOKEN_MAX", define("TOKEN_MAX"), maxToken},
 		{"KIND_ANSWER", define("KIND_ANSWER"), uint64(Answer)},
 		{"KIND_FIRMWARE", define("KIND_FIRMWARE"), uint64(Firmware)},
+		{"KIND_OTHERWISE", define("KIND_OTHERWISE"), uint64(Otherwise)},
 		{"qemu.RealmTableAddr", qemu.RealmTableAddr, TableAddr},
 		{"qemu.RealmKernelAddr", qemu.RealmKernelAddr, KernelAddr},
 		{"qemu.RealmMemoryMB", qemu.RealmMemoryMB, MachineMemoryMB},
@@ -87,6 +88,16 @@ func TestNewTable(t *testing.T) {
 		if e.Kind == Answer {
 			if got := m.SMC(e.FID, e.Arg); got != e.Ret {
 				t.Errorf("%s(%#x): table %#x, model %#x", rmi.FIDName(e.FID), e.Arg, e.Ret, got)
+			}
+		}
+		// Any request the table does not list, as a kernel's stale
+		// register would make it: the model's answer, an error status
+		// with the implemented revisions, never NOT_SUPPORTED.
+		if e.Kind == Otherwise {
+			for _, req := range []uint64{0x3, 0xffff800080000000, rmi.Revision(3, 0)} {
+				if got := m.SMC(e.FID, req); got != e.Ret {
+					t.Errorf("%s(%#x) otherwise: table %#x, model %#x", rmi.FIDName(e.FID), req, e.Ret, got)
+				}
 			}
 		}
 		answers[e.FID] = true

@@ -233,24 +233,31 @@ static void check_table(void)
 	for (u64 i = 0; i < table_entries; i++) {
 		const u8 *e = t + ENTRIES_OFF + i * ENTRY_SIZE;
 		u64 kind = rd(e + 4, 4);
-		if (kind != KIND_ANSWER && kind != KIND_FIRMWARE)
+		if (kind != KIND_ANSWER && kind != KIND_FIRMWARE && kind != KIND_OTHERWISE)
 			fatal("RSI table: entry of unknown kind", "entry", i, "kind", kind);
 	}
 	copy(&meas[0][0], t + 0x98, sizeof(meas));
 }
 
 /* find returns the entry for (fid, x1): an ANSWER matching x1 or the
- * FIRMWARE entry of fid. */
+ * FIRMWARE entry of fid, else fid's OTHERWISE entry. */
 static const u8 *find(u32 fid, u64 x1)
 {
+	const u8 *otherwise = 0;
+
 	for (u64 i = 0; i < table_entries; i++) {
 		const u8 *e = table() + ENTRIES_OFF + i * ENTRY_SIZE;
+		u64 kind = rd(e + 4, 4);
 		if (rd(e, 4) != fid)
 			continue;
-		if (rd(e + 4, 4) == KIND_FIRMWARE || rd(e + 8, 8) == x1)
+		if (kind == KIND_OTHERWISE) {
+			otherwise = e;
+			continue;
+		}
+		if (kind == KIND_FIRMWARE || rd(e + 8, 8) == x1)
 			return e;
 	}
-	return 0;
+	return otherwise;
 }
 
 /* Stage 2, IPA width 32 (README.md): 1 GiB blocks except the first GiB,
@@ -554,7 +561,7 @@ static void rsi(struct frame *f, u32 fid)
 		puts("\n");
 		power_off();
 	}
-	if (rd(e + 4, 4) == KIND_ANSWER) {
+	if (rd(e + 4, 4) != KIND_FIRMWARE) {
 		for (int i = 0; i < 4; i++)
 			f->x[i] = rd(e + 16 + 8 * i, 8);
 		return;

@@ -20,7 +20,7 @@
  *   0x098  u8  measurements[5][64] (RIM, REM0..3), digest-size prefix used
  *   0x200  entries, ENTRY_SIZE bytes each:
  *          u32 fid, u32 kind, u64 x1 (the argument an ANSWER matches),
- *          u64 x0..x3 (the answer)
+ *          u64 x0..x3 (the answer; an OTHERWISE entry's for any other x1)
  *   then   the token template
  */
 #ifndef TABLE_H
@@ -39,5 +39,6 @@
 /* Entry kinds. */
 #define KIND_ANSWER	1	/* fixed x0..x3 for this (fid, x1) */
 #define KIND_FIRMWARE	2	/* the firmware implements fid from the table's state */
+#define KIND_OTHERWISE	3	/* fixed x0..x3 for fid when no ANSWER matches x1 */
 
 #endif

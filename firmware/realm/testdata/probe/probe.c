@@ -74,6 +74,9 @@ void probe_main(void)
 	puts("\n");
 	show("SMCCC_VERSION", smc(0x80000000, 0, 0, 0));
 	show("RSI_VERSION", smc(0xC4000190, 0x10000, 0, 0));
+	/* A revision the table does not list: the RMM's answer, as to a
+	 * kernel that leaves x1 as it was (v7's SMCCC bus). */
+	show("RSI_VERSION 9.9", smc(0xC4000190, 0x90009, 0, 0));
 	show("RSI_REALM_CONFIG", smc(0xC4000196, (u64)granule, 0, 0));
 	show("ipa_width", (struct res){ ((volatile u64 *)granule)[0], ((volatile u64 *)granule)[1], 0, 0 });
 	show("RSI_IPA_STATE_GET", smc(0xC4000198, 0x40000000, 0x80000000, 0));
@@ -85,7 +88,7 @@ void probe_main(void)
 		(void)*(volatile u64 *)0x1000;
 		break;
 	case 2:
-		show("RSI_VERSION 9.9", smc(0xC4000190, 0x90009, 0, 0));
+		show("RSI_FEATURES 9", smc(0xC4000191, 9, 0, 0));
 		break;
 	case 3:
 		asm volatile("hvc #0");
