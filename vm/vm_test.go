@@ -611,76 +611,86 @@ func TestSameCellTwice(t *testing.T) {
 	}
 }
 
-// TestSMCCCBusNextRealm boots the queued for-next/smccc-bus version
-// (variants/smccc-bus-next, built from its recipe) as a realm through the
-// realm firmware and asserts what the real kernel did: its modules.alias
-// carries arm_cca_guest's function-ID alias, the SMCCC core added arm-rsi
-// (no parent, no suffix) because RSI_VERSION answered over SMC, udev
-// loaded arm_cca_guest by MODALIAS=arm_smccc:fC4000190 and it bound the
-// device, realm_guest reads 1, there is no arm-cca-dev, and so forky's
-// systemd, which looks for arm-cca-dev, says none. The emulated model
-// must agree fact for fact.
-func TestSMCCCBusNextRealm(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
-	ctx := context.Background()
-	c := mustCell(t, "smccc-bus-next/realm")
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
-	k, err := b.kernel(ctx, c.Variant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
-	cmd.Stderr = &stderr
-	alias, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("debugfs: %v (%s)", err, stderr.String())
-	}
-	for _, want := range []string{"alias arm_smccc:fC4000190 arm_cca_guest\n"} {
-		if !bytes.Contains(alias, []byte(want)) {
-			t.Errorf("modules.alias lacks %q", want)
-		}
-	}
-	if bytes.Contains(alias, []byte("platform:arm-cca-dev")) {
-		t.Error("modules.alias still has upstream's platform:arm-cca-dev alias")
-	}
-	results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
-	for kind, facts := range map[string][2]string{
-		snapshot.KindDevice:   {"devices/arm-rsi", ""},
-		snapshot.KindDriver:   {"devices/arm-rsi", "arm_cca_guest"},
-		snapshot.KindModalias: {"devices/arm-rsi", "arm_smccc:fC4000190"},
-		snapshot.KindFile:     {"firmware/cca/realm_guest", "1"},
-		snapshot.KindModule:   {"module/arm_cca_guest", "live"},
-		snapshot.KindCVM:      {"systemd-detect-virt", "none"},
+// TestSMCCCBusRealm boots each SMCCC bus recipe as a realm through the
+// realm firmware: v7 as posted (variants/smccc-bus) and the version
+// queued for the next merge window (variants/smccc-bus-next). It asserts
+// what the real kernel did: its modules.alias carries arm_cca_guest's
+// arm_smccc alias (by service name in v7, by function ID queued) and no
+// longer upstream's platform one; the SMCCC core added the RSI device with
+// no parent because RSI_VERSION answered over SMC (v7: arm-rsi-dev-1,
+// queued: arm-rsi); udev loaded arm_cca_guest by its MODALIAS and it bound
+// the device; realm_guest reads 1; there is no arm-cca-dev; and so forky's
+// systemd, which looks for arm-cca-dev, says none. The emulated model must
+// agree fact for fact.
+func TestSMCCCBusRealm(t *testing.T) {
+	for _, tc := range []struct {
+		name, cell    string
+		dev, modalias string // the RSI device under /sys and its MODALIAS
+	}{
+		{"v7", "smccc-bus/realm", "devices/arm-rsi-dev-1", "arm_smccc:arm-rsi-dev"},
+		{"next", "smccc-bus-next/realm", "devices/arm-rsi", "arm_smccc:fC4000190"},
 	} {
-		if v, ok := r.Snapshot.Lookup(kind, facts[0]); !ok || v != facts[1] {
-			t.Errorf("snapshot %s %s = %q (%v), want %q", kind, facts[0], v, ok, facts[1])
-		}
-	}
-	if _, ok := r.Snapshot.Lookup(snapshot.KindDevice, "devices/platform/arm-cca-dev"); ok {
-		t.Error("arm-cca-dev is registered")
-	}
-	if r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != "7.3.4-smccc-bus-next" {
-		t.Errorf("meta %+v: want conduit realmfw:realm, kernel 7.3.4-smccc-bus-next", r.Snapshot.Meta)
-	}
-	model, err := emulated.Backend{}.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := matrix.Snapshot(ctx, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
-		t.Errorf("real vs model: %s", ch)
+		t.Run(tc.name, func(t *testing.T) {
+			defer leftovers(t, ownTemp(t))
+			ctx := context.Background()
+			c := mustCell(t, tc.cell)
+			b := newBackend(t, Options{})
+			if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+				t.Fatal(err)
+			}
+			k, err := b.kernel(ctx, c.Variant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
+			cmd.Stderr = &stderr
+			alias, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("debugfs: %v (%s)", err, stderr.String())
+			}
+			if want := "alias " + tc.modalias + " arm_cca_guest\n"; !bytes.Contains(alias, []byte(want)) {
+				t.Errorf("modules.alias lacks %q", want)
+			}
+			if bytes.Contains(alias, []byte("platform:arm-cca-dev")) {
+				t.Error("modules.alias still has upstream's platform:arm-cca-dev alias")
+			}
+			results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := results[0]
+			gradedAsExpected(t, r)
+			for kind, facts := range map[string][2]string{
+				snapshot.KindDevice:   {tc.dev, ""},
+				snapshot.KindDriver:   {tc.dev, "arm_cca_guest"},
+				snapshot.KindModalias: {tc.dev, tc.modalias},
+				snapshot.KindFile:     {"firmware/cca/realm_guest", "1"},
+				snapshot.KindModule:   {"module/arm_cca_guest", "live"},
+				snapshot.KindCVM:      {"systemd-detect-virt", "none"},
+			} {
+				if v, ok := r.Snapshot.Lookup(kind, facts[0]); !ok || v != facts[1] {
+					t.Errorf("snapshot %s %s = %q (%v), want %q", kind, facts[0], v, ok, facts[1])
+				}
+			}
+			if _, ok := r.Snapshot.Lookup(snapshot.KindDevice, "devices/platform/arm-cca-dev"); ok {
+				t.Error("arm-cca-dev is registered")
+			}
+			if want := "7.3.4-" + string(c.Variant); r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != want {
+				t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, want)
+			}
+			model, err := emulated.Backend{}.Start(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := matrix.Snapshot(ctx, model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range snapshot.Diff(r.Snapshot, ms) {
+				t.Errorf("real vs model: %s", ch)
+			}
+		})
 	}
 }
 
