@@ -26,8 +26,12 @@ var ErrUnknown = errors.New("unknown name")
 type Variant string
 
 const (
-	Platform         Variant = "platform"
+	Platform Variant = "platform"
+	// Faux is the posted guest-side faux device patch, built from its
+	// recipe (variants/faux) with the guest driver as a module, as
+	// distros build it; FauxBuiltin is the same patch built in.
 	Faux             Variant = "faux"
+	FauxBuiltin      Variant = "faux-builtin"
 	SMCCCAux         Variant = "smccc-aux"
 	SMCCCAuxNoLegacy Variant = "smccc-aux-nolegacy"
 	// SMCCCBus is the SMCCC bus as posted in v7 (2026-06-11), built from
@@ -58,7 +62,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true}
+var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -71,14 +75,15 @@ func FromSeries(v Variant) bool { return fromSeries[v] }
 // Variants lists every variant in the design's order.
 var Variants = []VariantInfo{
 	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)"},
-	{Faux, "faux_device arm-rmi-dev / arm-rsi-dev under /sys/devices/faux; no MODALIAS"},
+	// Recipes' descriptions are their Summary (variants' tests keep the two equal).
+	{Faux, "recipe: posted guest-side faux device: rsi.c drops arm-cca-dev; arm_cca_guest (m, no device table) would create faux arm-rsi-dev in its own init, but as a module nothing loads it: no device, no report, systemd finds nothing; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken); date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux"},
+	{FauxBuiltin, "recipe: the posted faux patch built in (ARM_CCA_GUEST=y): in a realm arm_cca_guest's init creates faux arm-rsi-dev under /sys/devices/faux, bound to faux_driver, and registers the report; no MODALIAS, no arm-cca-dev, so systemd finds nothing; tsm_report built in gives every VM an empty report interface; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken), built in; date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux-builtin"},
 	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept"},
 	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device"},
 	// The recipe's Summary (variants' tests keep the two equal).
 	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus"},
 	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
-	// The recipes' Summary (variants' tests keep the two equal).
 	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock"},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
 	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5"},

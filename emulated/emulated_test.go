@@ -86,10 +86,18 @@ func TestKernelFacts(t *testing.T) {
 			"driver devices/platform/arm-rmi-dev cca_host_tsm",
 		}, []string{"module module/tsm_report live"}},
 		{"platform/host-noda", nil, []string{"device devices/platform/arm-rmi-dev", "module module/cca_host_tsm live"}},
-		{"faux/realm", []string{
+		// The posted faux patch as a module: nothing loads arm_cca_guest.
+		{"faux/realm", []string{"absent kernel/config/tsm", "cvm systemd-detect-virt none"}, []string{
+			"device devices/faux/arm-rsi-dev", "device devices/platform/arm-cca-dev", "module module/arm_cca_guest live",
+		}},
+		// Built in, its init creates the device at boot.
+		{"faux-builtin/realm", []string{
+			"link bus/faux/devices/arm-rsi-dev ../../../devices/faux/arm-rsi-dev",
 			"uevent devices/faux/arm-rsi-dev DRIVER=faux_driver",
+			"dir kernel/config/tsm/report",
 			"cvm systemd-detect-virt none",
-		}, []string{"module module/cca_guest_tsm live", "dir kernel/config/tsm/report"}},
+		}, []string{"module module/arm_cca_guest live", "module module/tsm_report live"}},
+		{"faux-builtin/plain", []string{"dir kernel/config/tsm/report"}, []string{"device devices/faux/arm-rsi-dev"}},
 		{"smccc-aux/host-noda", []string{
 			"module module/cca_host_tsm live",
 			"uevent devices/platform/arm-smccc/arm_cca_host.arm-rmi-dev.0 MODALIAS=auxiliary:arm_cca_host.arm-rmi-dev",

@@ -55,6 +55,13 @@ type kernelSpec struct {
 	// makes it (variants/smccc-aux-v5): an auxiliary driver matching
 	// arm_cca_guest.arm-rsi-dev; the series selects the auxiliary bus.
 	auxGuest bool
+	// fauxGuest: upstream's guest module as the posted faux patch makes
+	// it (variants/faux): no device table, so no alias; its init creates
+	// faux arm-rsi-dev, whose probe registers the report in a realm.
+	fauxGuest bool
+	// builtinGuest: the guest driver is built in (ARM_CCA_GUEST=y), and
+	// so is tsm_report, which it selects: both inits run at boot.
+	builtinGuest bool
 }
 
 // smcccDriver is an arm_smccc driver: the alias file2alias writes for its
@@ -85,9 +92,9 @@ type buses struct{ platform, faux, aux *bus }
 // answers and has Device Assignment.
 func hostDevice(d rmi.Decisions) bool { return d.RMI && d.DA }
 
-// pair is the glue of the platform and faux variants: the host device on
-// bus on (when the RMM has DA), the realm device (when RSI answers), both
-// at the bus's root directory.
+// pair is the glue of the platform variant: the host device on bus on
+// (when the RMM has DA), the realm device (when RSI answers), both at the
+// bus's root directory.
 func pair(on func(buses) *bus, root, host, realm string) func(*core, buses, rmi.Decisions) {
 	return func(c *core, b buses, d rmi.Decisions) {
 		if hostDevice(d) {
@@ -123,9 +130,14 @@ var kernels = map[cell.Variant]kernelSpec{
 		tsmDrivers: true, ids: platformIDs,
 		glue: pair(func(b buses) *bus { return b.platform }, "devices/platform", "arm-rmi-dev", "arm-cca-dev"),
 	},
+	// The posted faux patch: rsi.c registers nothing, no host side.
 	cell.Faux: {
-		tsmDrivers: true, // built, but faux has no device table to alias
-		glue:       pair(func(b buses) *bus { return b.faux }, "devices/faux", "arm-rmi-dev", "arm-rsi-dev"),
+		upstream: true, fauxGuest: true,
+		glue: func(*core, buses, rmi.Decisions) {},
+	},
+	cell.FauxBuiltin: {
+		upstream: true, fauxGuest: true, builtinGuest: true,
+		glue: func(*core, buses, rmi.Decisions) {},
 	},
 	cell.SMCCCAux: {
 		tsmDrivers: true, ids: auxIDs,
@@ -271,7 +283,7 @@ func (k kernelSpec) modules() *kmod.Index {
 		alias(fauxFeatureAlias, fauxModule)
 		x.Deps[fauxModule] = []string{reportMod}
 	}
-	if k.upstream {
+	if k.upstream && !k.builtinGuest {
 		// Upstream's platform_device_id table, kept "so userspace can
 		// autoload this module when RSI is available".
 		a := "platform:arm-cca-dev"
@@ -281,7 +293,9 @@ func (k kernelSpec) modules() *kmod.Index {
 		case k.auxGuest:
 			a = "auxiliary:" + v5Guest
 		}
-		alias(a, ccaGuest)
+		if !k.fauxGuest { // the faux patch dropped the table: no alias at all
+			alias(a, ccaGuest)
+		}
 		x.Deps[ccaGuest] = []string{reportMod}
 	}
 	return x
@@ -321,6 +335,24 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 	}
 
 	k.glue(c, b, d)
+
+	// fauxGuestInit is the faux patch's module_init: faux_device_create
+	// probes at once, and a failed probe (not a realm) tears the device
+	// down and fails the init.
+	fauxGuestInit := func() bool {
+		if !d.RSI { // is_realm_world()
+			return false
+		}
+		c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux") // faux_driver binds it
+		return true                                             // tsm_report_register(ops, NULL)
+	}
+	if k.builtinGuest {
+		// Built-in initcalls: tsm_report registers configfs tsm/report on
+		// every kernel; arm_cca_guest's init runs whether or not udev
+		// would ever have loaded it.
+		c.do(c.t.Mkdir("kernel/config/tsm/report"))
+		fauxGuestInit()
+	}
 
 	tsmRegister := func(parent *device) { c.classDeviceAdd("tsm", "tsm0", parent) }
 	c.modInit = func(name string) bool {
@@ -366,6 +398,9 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
 		case ccaGuest:
+			if k.fauxGuest {
+				return fauxGuestInit()
+			}
 			if k.smcccGuest != nil {
 				sb := c.buses["arm_smccc"]
 				c.driverRegister(&driver{name: ccaGuest, bus: sb, module: name,

@@ -2,16 +2,18 @@
 // recipes (series.Recipe): a directory per variant with its quilt series
 // of the project's own patches against linux-source-7.3 (empty for stock,
 // Debian's source as shipped), its config fragment and its provenance
-// (who, branch or version, date, commit). They are embedded in the
-// testbed and built by kernel.BuildSeries like a series a user brings, in
-// the one series tree, so a switch between them rebuilds only what their
-// patches touch; cell names them and vm builds them from here.
+// (who, branch or version, date, commit or message-id). A recipe may take
+// its series from a sibling directory (series: ../faux), so each is read
+// from a copy of the whole tree. They are embedded in the testbed and
+// built by kernel.BuildSeries like a series a user brings, in the one
+// series tree, so a switch between them rebuilds only what their patches
+// touch; cell names them and vm builds them from here.
 //
 // Tests: go test ./variants (every recipe reads, applies to the unpacked
 // linux-source-7.3 and is known to cell with its provenance); the real
 // builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
-// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm) and ./images/kernel
-// (TestBuildStock).
+// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestFauxRealm,
+// TestFauxBuiltinRealm) and ./images/kernel (TestBuildStock).
 package variants
 
 import (
@@ -27,7 +29,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5
+//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.
@@ -63,23 +65,18 @@ func readAll() (map[cell.Variant]*series.Recipe, error) {
 	return out, nil
 }
 
-// readDir copies the embedded directory to a scratch directory, which
-// series.Read takes, and removes it again.
+// readDir copies the embedded tree to a scratch directory, which
+// series.Read takes, reads recipe name from it and removes it again.
 func readDir(name string) (*series.Recipe, error) {
 	tmp, err := os.MkdirTemp("", "cca-testbed-recipe-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	sub, err := fs.Sub(files, name)
-	if err != nil {
+	if err := os.CopyFS(tmp, files); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(tmp, name)
-	if err := os.CopyFS(dir, sub); err != nil {
-		return nil, err
-	}
-	r, err := series.Read(context.Background(), dir)
+	r, err := series.Read(context.Background(), filepath.Join(tmp, name))
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ var postedVersion = regexp.MustCompile(`^v[0-9]+$`)
 // no upstream sign-offs, each naming the queued commit or posted patch it
 // models.
 func TestOwnPatches(t *testing.T) {
-	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3} {
+	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3, cell.Faux: 1, cell.FauxBuiltin: 1} {
 		r, ok, err := Recipe(v)
 		if err != nil || !ok {
 			t.Fatalf("Recipe(%s) = %v, %v", v, ok, err)
@@ -102,6 +102,42 @@ func TestStock(t *testing.T) {
 	}
 	if !bytes.Contains(r.Fragment, []byte("CONFIG_ARM_CCA_GUEST=m\n")) {
 		t.Errorf("fragment lacks upstream's guest driver as a module:\n%s", r.Fragment)
+	}
+}
+
+// TestFauxBuiltinSharesFaux: faux-builtin is faux's series with the guest
+// driver built in, nothing else: same patches, and fragments that differ
+// only in ARM_CCA_GUEST.
+func TestFauxBuiltinSharesFaux(t *testing.T) {
+	m, _, err := Recipe(cell.Faux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _, err := Recipe(cell.FauxBuiltin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Patches) != len(y.Patches) {
+		t.Fatalf("faux has %d patches, faux-builtin %d", len(m.Patches), len(y.Patches))
+	}
+	for i := range m.Patches {
+		if !bytes.Equal(m.Patches[i].Diff, y.Patches[i].Diff) {
+			t.Errorf("patch %d differs", i+1)
+		}
+	}
+	settings := func(frag []byte) []string {
+		var out []string
+		for _, l := range strings.Split(string(frag), "\n") {
+			if strings.HasPrefix(l, "CONFIG_") || strings.HasPrefix(l, "# CONFIG_") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	want := strings.Join(settings(m.Fragment), "\n")
+	want = strings.Replace(want, "CONFIG_ARM_CCA_GUEST=m", "CONFIG_ARM_CCA_GUEST=y", 1)
+	if got := strings.Join(settings(y.Fragment), "\n"); got != want || !strings.Contains(got, "CONFIG_ARM_CCA_GUEST=y") {
+		t.Errorf("faux-builtin's settings\n%s\nwant faux's with ARM_CCA_GUEST=y\n%s", got, want)
 	}
 }
 

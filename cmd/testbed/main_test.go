@@ -151,8 +151,10 @@ func TestEmulatedMatrixJSON(t *testing.T) {
 	}
 }
 
-func TestDiffPlatformFaux(t *testing.T) {
-	out, stderr, code := testbed(t, "diff", "platform/realm", "faux/realm")
+// TestDiffPlatformFauxBuiltin: the posted faux patch built in trades
+// arm-cca-dev for a faux arm-rsi-dev that announces no MODALIAS.
+func TestDiffPlatformFauxBuiltin(t *testing.T) {
+	out, stderr, code := testbed(t, "diff", "platform/realm", "faux-builtin/realm")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
