@@ -136,7 +136,7 @@ func FuzzParseFragment(f *testing.F) {
 // it fails in milliseconds, not after a kernel build.
 func TestEmbeddedFragments(t *testing.T) {
 	choice := map[cell.Variant]string{
-		cell.Platform: "PLATFORM", cell.Faux: "FAUX", cell.SMCCCAux: "SMCCC_AUX",
+		cell.Platform: "PLATFORM", cell.SMCCCAux: "SMCCC_AUX",
 		cell.SMCCCAuxNoLegacy: "SMCCC_AUX_NOLEGACY",
 		cell.Virtual:          "VIRTUAL", cell.ModuleFaux: "MODULE_FAUX",
 	}

@@ -98,16 +98,8 @@ static struct auxiliary_driver guest_driver = {
 };
 module_auxiliary_driver(guest_driver);
 
-#else /* faux: the glue's faux device is bound to faux_driver already */
-
-static int __init guest_init(void)
-{
-	pr_info("variant %s: the realm device is a faux device bound to faux_driver; nothing to drive\n",
-		CCA_TESTBED_VARIANT);
-	return -ENODEV;
-}
-module_init(guest_init);
-
+#else
+#error "built only for variants with a device to drive (Kconfig)"
 #endif
 
 MODULE_DESCRIPTION("cca-testbed CCA realm guest driver (configfs-tsm report provider)");

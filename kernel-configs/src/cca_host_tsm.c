@@ -4,8 +4,7 @@
  * TSM device (tsm0) under the device it binds, but only when the RMM has
  * Device Assignment; otherwise it fails with -ENODEV and the device stays
  * unbound. What it binds, and so how udev finds it, is the variant: a
- * platform device, an auxiliary device, or (faux)
- * nothing at all.
+ * platform device or an auxiliary device.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -92,16 +91,8 @@ static struct auxiliary_driver host_driver = {
 };
 module_auxiliary_driver(host_driver);
 
-#else /* faux: the glue's faux device is bound to faux_driver already */
-
-static int __init host_init(void)
-{
-	pr_info("variant %s: the host device is a faux device bound to faux_driver; nothing to drive\n",
-		CCA_TESTBED_VARIANT);
-	return -ENODEV;
-}
-module_init(host_init);
-
+#else
+#error "built only for variants with a device to drive (Kconfig)"
 #endif
 
 MODULE_DESCRIPTION("cca-testbed CCA host TSM driver");

@@ -50,8 +50,6 @@ int cca_testbed_register(const struct cca_testbed_fw *fw);
 
 #if IS_ENABLED(CONFIG_CCA_TESTBED_PLATFORM)
 #define CCA_TESTBED_VARIANT "platform"
-#elif IS_ENABLED(CONFIG_CCA_TESTBED_FAUX)
-#define CCA_TESTBED_VARIANT "faux"
 #elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX)
 #define CCA_TESTBED_VARIANT "smccc-aux"
 #elif IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX_NOLEGACY)
@@ -63,8 +61,8 @@ int cca_testbed_register(const struct cca_testbed_fw *fw);
 #endif
 
 /* Device names every variant agrees on (kernel-configs/README.md). */
-#define CCA_RMI_DEV		"arm-rmi-dev"	/* host device (platform, faux, aux name) */
-#define CCA_RSI_DEV		"arm-rsi-dev"	/* realm device (faux, aux name) */
+#define CCA_RMI_DEV		"arm-rmi-dev"	/* host device (platform, module-faux, aux name) */
+#define CCA_RSI_DEV		"arm-rsi-dev"	/* realm device (module-faux, aux name) */
 #define CCA_LEGACY_DEV		"arm-cca-dev"	/* upstream realm platform device */
 #define CCA_SMCCC_PDEV		"arm-smccc"	/* parent platform device */
 #define CCA_AUX_HOST_MOD	"arm_cca_host"	/* auxiliary modname of the host device */

@@ -8,7 +8,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/auxiliary_bus.h>
-#include <linux/device/faux.h>
 #include <linux/err.h>
 #include <linux/init.h>
 #include <linux/platform_device.h>
@@ -42,30 +41,6 @@ static int __init register_platform(const struct cca_testbed_fw *fw)
 	if (fw->rsi)
 		return add_platform(CCA_LEGACY_DEV, NULL) ?: rc;
 	pr_info("no %s: needs RSI\n", CCA_LEGACY_DEV);
-	return rc;
-}
-
-static int __init add_faux(const char *name)
-{
-	if (!faux_device_create(name, NULL, NULL)) {
-		pr_err("faux device %s could not be created\n", name);
-		return -ENOMEM;
-	}
-	pr_info("registered faux device %s\n", name);
-	return 0;
-}
-
-static int __init register_faux(const struct cca_testbed_fw *fw)
-{
-	int rc = 0;
-
-	if (fw->rmi && fw->da)
-		rc = add_faux(CCA_RMI_DEV);
-	else
-		pr_info("no faux %s: needs RMI and DA\n", CCA_RMI_DEV);
-	if (fw->rsi)
-		return add_faux(CCA_RSI_DEV) ?: rc;
-	pr_info("no faux %s: needs RSI\n", CCA_RSI_DEV);
 	return rc;
 }
 
@@ -130,8 +105,6 @@ int __init cca_testbed_register(const struct cca_testbed_fw *fw)
 {
 	if (IS_ENABLED(CONFIG_CCA_TESTBED_PLATFORM))
 		return register_platform(fw);
-	if (IS_ENABLED(CONFIG_CCA_TESTBED_FAUX))
-		return register_faux(fw);
 	if (IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX))
 		return register_smccc_aux(fw, true);
 	if (IS_ENABLED(CONFIG_CCA_TESTBED_SMCCC_AUX_NOLEGACY))
