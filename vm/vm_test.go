@@ -194,7 +194,7 @@ func mustCell(t *testing.T, s string) cell.Cell {
 func TestFidelity(t *testing.T) {
 	defer leftovers(t, ownTemp(t))
 	b := newBackend(t, Options{})
-	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm"), mustCell(t, "platform/host-da")}
+	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "module-faux/realm"), mustCell(t, "platform/host-da")}
 	ctx := context.Background()
 	if err := b.Prepare(ctx, cells); err != nil {
 		t.Fatal(err)
@@ -692,6 +692,139 @@ func TestSMCCCBusRealm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recipeRealm is what a recipe variant's realm cell must show on a real
+// boot through the realm firmware.
+type recipeRealm struct {
+	cell   string
+	kernel string // the release, e.g. 7.3.4-smccc-bus-next
+	// aliases must be in the kernel's modules.alias, notAliases must not.
+	aliases, notAliases []string
+	// facts are snapshot facts (kind, path, value); absent are device
+	// paths that must not exist.
+	facts  [][3]string
+	absent []string
+	// report: the configfs-tsm report hands out the model's token.
+	report bool
+}
+
+// bootRecipeRealm builds and boots w's cell, grades it against
+// expectations.txt (pass or xfail only), asserts w's facts and that the
+// emulated model agrees with the real snapshot fact for fact.
+func bootRecipeRealm(t *testing.T, w recipeRealm) {
+	t.Helper()
+	defer leftovers(t, ownTemp(t))
+	ctx := context.Background()
+	c := mustCell(t, w.cell)
+	b := newBackend(t, Options{})
+	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := b.kernel(ctx, c.Variant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
+	cmd.Stderr = &stderr
+	alias, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("debugfs: %v (%s)", err, stderr.String())
+	}
+	for _, want := range w.aliases {
+		if !bytes.Contains(alias, []byte(want)) {
+			t.Errorf("modules.alias lacks %q", want)
+		}
+	}
+	for _, bad := range w.notAliases {
+		if bytes.Contains(alias, []byte(bad)) {
+			t.Errorf("modules.alias still has %q", bad)
+		}
+	}
+	inst, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := results[0]
+	gradedAsExpected(t, r)
+	for _, f := range w.facts {
+		if v, ok := r.Snapshot.Lookup(f[0], f[1]); !ok || v != f[2] {
+			t.Errorf("snapshot %s %s = %q (%v), want %q", f[0], f[1], v, ok, f[2])
+		}
+	}
+	for _, dev := range w.absent {
+		if _, ok := r.Snapshot.Lookup(snapshot.KindDevice, dev); ok {
+			t.Errorf("%s is registered", dev)
+		}
+	}
+	if r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != w.kernel {
+		t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, w.kernel)
+	}
+	if w.report {
+		checkReport(t, inst.(*Instance))
+	}
+	model, err := emulated.Backend{}.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := matrix.Snapshot(ctx, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
+		t.Errorf("real vs model: %s", ch)
+	}
+}
+
+// TestFauxRealm boots the posted faux patch built as a module, as distros
+// build arm_cca_guest (variants/faux), as a realm through the realm
+// firmware: rsi.c registered no arm-cca-dev, arm_cca_guest has no alias
+// (the posting dropped its device table), so udev loaded nothing, no faux
+// arm-rsi-dev was created (only the module's own init would), there is no
+// report interface, and forky's systemd says none. Nothing was loaded
+// (the autoload check, graded, is none). The emulated model must agree
+// fact for fact.
+func TestFauxRealm(t *testing.T) {
+	bootRecipeRealm(t, recipeRealm{
+		cell:       "faux/realm",
+		kernel:     "7.3.4-faux",
+		notAliases: []string{" arm_cca_guest\n", "platform:arm-cca-dev"},
+		facts: [][3]string{
+			{snapshot.KindAbsent, "kernel/config/tsm", ""},
+			{snapshot.KindCVM, "systemd-detect-virt", "none"},
+		},
+		absent: []string{"devices/faux/arm-rsi-dev", "devices/platform/arm-cca-dev"},
+	})
+}
+
+// TestFauxBuiltinRealm boots the same patch with the driver built in
+// (variants/faux-builtin): its init ran at boot and created faux
+// arm-rsi-dev, faux_driver bound it (uevent only DRIVER=faux_driver, no
+// MODALIAS), the probe registered the report, which hands out the model's
+// token, and with arm-cca-dev gone forky's systemd says none.
+func TestFauxBuiltinRealm(t *testing.T) {
+	const rsi = "devices/faux/arm-rsi-dev"
+	bootRecipeRealm(t, recipeRealm{
+		cell:       "faux-builtin/realm",
+		kernel:     "7.3.4-faux-builtin",
+		notAliases: []string{" arm_cca_guest\n", "platform:arm-cca-dev"},
+		facts: [][3]string{
+			{snapshot.KindDevice, rsi, ""},
+			{snapshot.KindSubsystem, rsi, "faux"},
+			{snapshot.KindDriver, rsi, "faux_driver"},
+			{snapshot.KindUevent, rsi, "DRIVER=faux_driver"},
+			{snapshot.KindDir, "kernel/config/tsm/report", ""},
+			{snapshot.KindCVM, "systemd-detect-virt", "none"},
+		},
+		absent: []string{"devices/platform/arm-cca-dev"},
+		report: true,
+	})
 }
 
 // TestFirmwareNamesAgree: every firmware a cell can name has a build, and
