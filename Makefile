@@ -26,7 +26,8 @@ run: setup build
 # firmware) are not charged to one test binary's timeout. A test whose
 # cell is missing here still builds it itself, only later.
 TEST_CELLS ?= platform/realm platform/realm@trixie platform/plain platform/host-da \
-  platform/host@tf-rmm-0.9 faux/realm stock/realm smccc-bus-next/realm
+  platform/host@tf-rmm-0.9 module-faux/realm faux/realm faux-builtin/realm stock/realm \
+  smccc-bus-next/realm
 
 test: setup vet fmt-check fuzz build
 	@bin/testbed prepare $(TEST_CELLS)
