@@ -64,6 +64,17 @@ func TestCmdline(t *testing.T) {
 			c.Profile, c.Firmware, c.RSITable = ProfileRealm, "/cache/realmfw/realm-fw.bin", "/run/vm1/rsi-table.bin"
 			c.Disks = []Disk{{Path: "/run/vm1/overlay.qcow2", Format: "qcow2"}, {Path: "/cache/modules.ext4", ReadOnly: true}}
 		}), 40028},
+		// Debian's prebuilt kernel needs its initramfs on every profile.
+		{"virt-initrd", with(func(c *Config) { c.Initrd = "/cache/initrd.img" }), 40029},
+		{"realm-initrd", with(func(c *Config) {
+			c.Profile, c.Firmware, c.RSITable = ProfileRealm, "/cache/realmfw/realm-fw.bin", "/run/vm1/rsi-table.bin"
+			c.Initrd, c.InitrdSize = "/cache/initrd.img", 38748270
+			c.Append = "console=ttyAMA0 -- init.arg"
+		}), 40030},
+		{"rme-initrd", with(func(c *Config) {
+			c.Profile, c.Firmware = ProfileRME, "/fw/flash.bin"
+			c.Initrd, c.InitrdSize = "/cache/initrd.img", 4096
+		}), 40031},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +136,7 @@ func TestCmdlineErrors(t *testing.T) {
 		{"rme without firmware", with(func(c *Config) { c.Profile = ProfileRME }), 1, ErrFirmware, "FIP at 0x40000"},
 		{"realm without firmware", with(func(c *Config) { c.Profile, c.RSITable = ProfileRealm, "/t" }), 1, ErrFirmware, "realm firmware binary"},
 		{"realm without table", with(func(c *Config) { c.Profile, c.Firmware = ProfileRealm, "/f" }), 1, ErrConfig, "wants one exactly when"},
+		{"realm initrd without size", with(func(c *Config) { c.Profile, c.Firmware, c.RSITable, c.Initrd = ProfileRealm, "/f", "/t", "/i" }), 1, ErrConfig, "InitrdSize 0"},
 		{"table without realm", with(func(c *Config) { c.RSITable = "/t" }), 1, ErrConfig, "wants one exactly when"},
 		{"realm with other memory", with(func(c *Config) { c.Profile, c.Firmware, c.RSITable, c.MemoryMB = ProfileRealm, "/f", "/t", 1024 }), 1, ErrConfig, "needs MemoryMB 3072"},
 		{"realm under kvm", with(func(c *Config) { c.Profile, c.Firmware, c.RSITable, c.Accel = ProfileRealm, "/f", "/t", "kvm" }), 1, ErrConfig, "runs only under tcg"},

@@ -49,6 +49,15 @@ const (
 	RealmTableAddr  = 0x80000000
 )
 
+// InitrdAddr is where the profiles that boot through firmware (realm,
+// rme) place an initramfs: 128 MiB into RAM, past the DTB at its base and
+// a kernel Image of up to 126 MiB at 0x40200000 (realm), below the rme
+// profile's kernel at RMEKernelAddr. Their firmware passes the kernel a
+// device tree without linux,initrd-*, so the kernel learns where it is
+// from initrdmem= on its command line (init/do_mounts_initrd.c, read
+// before arm64 reserves memory). The virt profile uses QEMU's -initrd.
+const InitrdAddr = 0x48000000
+
 // RMEKernelAddr is where the rme profile places the kernel Image: the
 // TF-A flash images the testbed builds (images/firmware) take the kernel as
 // BL33 preloaded there (PRELOADED_BL33_BASE), and BL31 enters it at NS-EL2.
@@ -140,6 +149,13 @@ type Config struct {
 	Profile string
 	// Kernel is an arm64 Image (required).
 	Kernel string
+	// Initrd is an initramfs to boot with ("" for none): QEMU's -initrd
+	// on the virt profile; placed at InitrdAddr and named to the kernel
+	// by initrdmem= on the profiles that boot through firmware.
+	Initrd string
+	// InitrdSize is Initrd's size in bytes, which initrdmem= needs; Start
+	// fills it from the file, Cmdline alone needs it set.
+	InitrdSize int64
 	// Append is the kernel command line. Cmdline makes sure it ends up
 	// with panic=-1, so a guest panic reboots and -no-reboot ends QEMU.
 	// The console is the PL011 (ttyAMA0), which the virt machine's device
@@ -220,6 +236,9 @@ func resolve(cfg Config) (resolved, error) {
 	}
 	if p.firmware && r.Firmware == "" {
 		return r, fmt.Errorf("%w: profile %s needs Firmware: %s", ErrFirmware, r.Profile, firmwareWant)
+	}
+	if r.Initrd != "" && p.firmware && r.InitrdSize <= 0 {
+		return r, fmt.Errorf("%w: InitrdSize %d: profile %s names the initramfs to the kernel by address and size (Start fills it)", ErrConfig, r.InitrdSize, r.Profile)
 	}
 	if p.realm != (r.RSITable != "") {
 		return r, fmt.Errorf("%w: RSITable %q: profile %s wants one exactly when it is %s", ErrConfig, r.RSITable, r.Profile, ProfileRealm)
@@ -349,6 +368,11 @@ func (r resolved) argv(mode consoleMode, port string) []string {
 			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.RSITable), RealmTableAddr),
 			"-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.Kernel), RealmKernelAddr))
 	}
+	appendArgs := r.Append
+	if r.Initrd != "" && r.prof.firmware {
+		a = append(a, "-device", fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", optEscape(r.Initrd), InitrdAddr))
+		appendArgs = addParam(appendArgs, fmt.Sprintf("initrdmem=%#x,%d", InitrdAddr, r.InitrdSize))
+	}
 	switch mode {
 	case consoleFile:
 		a = append(a,
@@ -374,8 +398,11 @@ func (r resolved) argv(mode consoleMode, port string) []string {
 		// Entropy for the guest, so sshd never waits on the crng.
 		"-device", "virtio-rng-pci",
 		"-kernel", r.Kernel,
-		"-append", EnsurePanic(r.Append),
 	)
+	if r.Initrd != "" && !r.prof.firmware {
+		a = append(a, "-initrd", r.Initrd)
+	}
+	a = append(a, "-append", EnsurePanic(appendArgs))
 	if r.Paused {
 		a = append(a, "-S")
 	}
@@ -412,6 +439,20 @@ func EnsurePanic(cmdline string) string {
 		return strings.Join(f, " ")
 	}
 	out := append(append(append([]string{}, f[:end]...), "panic=-1"), f[end:]...)
+	return strings.Join(out, " ")
+}
+
+// addParam adds a kernel parameter before any " -- " init arguments.
+func addParam(cmdline, param string) string {
+	f := strings.Fields(cmdline)
+	end := len(f)
+	for i, w := range f {
+		if w == "--" {
+			end = i
+			break
+		}
+	}
+	out := append(append(append([]string{}, f[:end]...), param), f[end:]...)
 	return strings.Join(out, " ")
 }
 

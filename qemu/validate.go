@@ -47,6 +47,13 @@ func Validate(cfg Config) error {
 	if err := CheckKernel(r.Kernel); err != nil {
 		return err
 	}
+	if r.Initrd != "" {
+		f, err := openRegular(r.Initrd)
+		if err != nil {
+			return fmt.Errorf("%w: initrd: %v", ErrKernel, err)
+		}
+		f.Close()
+	}
 	switch {
 	case r.prof.realm:
 		if err := checkRealm(r.Firmware, r.RSITable); err != nil {

@@ -151,6 +151,14 @@ func Start(ctx context.Context, cfg Config, opts Options) (*VM, error) {
 		cleanup()
 		return nil, err
 	}
+	if cfg.Initrd != "" && cfg.InitrdSize == 0 {
+		st, err := os.Stat(cfg.Initrd)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("%w: initrd: %v", ErrKernel, err)
+		}
+		cfg.InitrdSize = st.Size()
+	}
 	if err := Validate(cfg); err != nil {
 		cleanup()
 		return nil, err
@@ -191,6 +199,7 @@ func absPaths(cfg *Config) error {
 		}
 	}
 	abs(&cfg.Kernel)
+	abs(&cfg.Initrd)
 	abs(&cfg.Firmware)
 	abs(&cfg.RSITable)
 	disks := append([]Disk(nil), cfg.Disks...)
