@@ -83,7 +83,7 @@ func TestBuildVariants(t *testing.T) {
 
 	order := []cell.Variant{cell.Platform}
 	for _, v := range cell.Variants {
-		if v.Name != cell.Platform && !cell.FromRecipe(v.Name) && (*variants == "all" || slices.Contains(strings.Split(*variants, ","), string(v.Name))) {
+		if v.Name != cell.Platform && !cell.FromRecipe(v.Name) && !cell.Prebuilt(v.Name) && (*variants == "all" || slices.Contains(strings.Split(*variants, ","), string(v.Name))) {
 			order = append(order, v.Name)
 		}
 	}

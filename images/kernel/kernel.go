@@ -92,6 +92,13 @@ type Kernel struct {
 	ModulesDisk string // path of modules.ext4 (mount at /lib/modules)
 	Release     string // kernel release, e.g. "7.3.4-platform"
 	Dir         string // the cache entry holding both
+	// Initrd is the initramfs to boot with; "" for the kernels the
+	// testbed builds (virtio and ext4 built in). Debian's prebuilt
+	// kernel needs the one its installation generated (BuildDebian).
+	Initrd string
+	// Packages is the provenance of a prebuilt kernel: "package version"
+	// lines of the .debs it came from; "" for built kernels.
+	Packages string
 }
 
 // Entry file names.

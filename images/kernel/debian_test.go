@@ -1,0 +1,136 @@
+package kernel
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cca-testbed/images"
+)
+
+// header is a 64-byte arm64 Image header with the given magic at 56.
+func header(magic string) []byte {
+	h := make([]byte, 64)
+	copy(h[56:], magic)
+	return h
+}
+
+func TestDecompressImage(t *testing.T) {
+	img := append(header(imageMagic), bytes.Repeat([]byte{0xaa}, 4096)...)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(img)
+	zw.Close()
+	zboot := header("")
+	copy(zboot, "MZ\x00\x00zimg")
+	tests := []struct {
+		name string
+		in   []byte
+		want []byte // nil: refused with ErrBuild
+		msg  string
+	}{
+		{"raw Image as it is", img, img, ""},
+		{"gzip decompressed", gz.Bytes(), img, ""},
+		{"EFI zboot refused", zboot, nil, "EFI zboot"},
+		{"not an Image", header("ELF!"), nil, "not an arm64 Image"},
+		{"short", []byte("MZ"), nil, "not an arm64 Image"},
+		{"bad gzip", []byte{0x1f, 0x8b, 0, 0}, nil, "ErrBuild"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, dst := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "Image")
+			if err := os.WriteFile(src, tt.in, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := DecompressImage(src, dst)
+			if tt.want == nil {
+				if !errors.Is(err, ErrBuild) || (tt.msg != "ErrBuild" && !strings.Contains(err.Error(), tt.msg)) {
+					t.Fatalf("err = %v, want ErrBuild mentioning %q", err, tt.msg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(dst)
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Errorf("Image differs from the expected %d bytes (got %d, %v)", len(tt.want), len(got), err)
+			}
+		})
+	}
+}
+
+// TestDebianRecipe: the recipe installs every fetched .deb by path (one
+// --include each, never split on commas), with initramfs-tools and
+// backports' linux-base, and copies out /boot and /usr/lib/modules.
+func TestDebianRecipe(t *testing.T) {
+	txt := debianRecipeText([]string{"/x/linux-image-7.3.4+deb13-arm64_7.3.4-1~bpo13+1_arm64.deb", "/x/linux-modules-7.3.4+deb13-arm64_7.3.4-1~bpo13+1_arm64.deb"})
+	for _, want := range []string{
+		"'--include=DEBS/linux-image-7.3.4+deb13-arm64_7.3.4-1~bpo13+1_arm64.deb'",
+		"'--include=DEBS/linux-modules-7.3.4+deb13-arm64_7.3.4-1~bpo13+1_arm64.deb'",
+		"'--include=initramfs-tools,linux-base/trixie-backports'",
+		"'--customize-hook=copy-out /boot /usr/lib/modules OUT'",
+		"trixie - 'deb MIRROR trixie main' 'deb MIRROR trixie-backports main'",
+	} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("recipe lacks %s:\n%s", want, txt)
+		}
+	}
+}
+
+// TestBuildDebian makes (cold: about 12 minutes at load, the chroot's
+// maintainer scripts under qemu-user) or finds Debian's prebuilt kernel
+// from the .debs scripts/setup-host fetched, and checks the entry: an
+// arm64 Image, the generated initramfs, and the package's modules with
+// depmod's upstream alias for arm_cca_guest.
+func TestBuildDebian(t *testing.T) {
+	cache, err := images.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if d, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
+		defer cancel()
+	}
+	start := time.Now()
+	k, err := BuildDebian(ctx, Options{Cache: cache, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s in %v (%s)", k.Release, time.Since(start).Round(time.Millisecond), k.Dir)
+	if !strings.HasPrefix(k.Release, SourceVersion+".") || !strings.HasSuffix(k.Release, "-arm64") {
+		t.Errorf("release %q, want %s.*-arm64", k.Release, SourceVersion)
+	}
+	if !strings.Contains(k.Packages, "linux-image-"+k.Release+" ") {
+		t.Errorf("packages %q do not name linux-image-%s", k.Packages, k.Release)
+	}
+	img, err := os.ReadFile(k.Image)
+	if err != nil || len(img) < 64 || string(img[56:60]) != imageMagic {
+		t.Errorf("%s is not an arm64 Image (%v)", k.Image, err)
+	}
+	if st, err := os.Stat(k.Initrd); err != nil || st.Size() < 1<<20 {
+		t.Errorf("initrd %s: %v", k.Initrd, err)
+	}
+	alias := debugfsCat(t, k.ModulesDisk, "/"+k.Release+"/modules.alias")
+	if !strings.Contains(alias, "alias platform:arm-cca-dev arm_cca_guest\n") {
+		t.Errorf("modules.alias lacks upstream's arm_cca_guest alias")
+	}
+	dep := debugfsCat(t, k.ModulesDisk, "/"+k.Release+"/modules.dep")
+	if !strings.Contains(dep, "kernel/drivers/virt/coco/arm-cca-guest/arm-cca-guest.ko.xz: kernel/drivers/virt/coco/guest/tsm_report.ko.xz") {
+		t.Errorf("modules.dep lacks arm-cca-guest.ko.xz with its tsm_report dependency")
+	}
+	again, err := BuildDebian(ctx, Options{Cache: cache})
+	if err != nil || again.Dir != k.Dir {
+		t.Errorf("second call: %v, entry %v; want the same entry %s", err, again, k.Dir)
+	}
+}
