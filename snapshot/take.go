@@ -25,8 +25,10 @@ var Roots = []string{
 	"module",
 }
 
-// Relevant reports whether a bus device name concerns CCA. Bus lists on a
-// real machine hold many unrelated devices (serial ports, RTC); keeping
+// Relevant reports whether a bus device or module name concerns CCA. Bus
+// lists and loaded modules on a
+// real machine hold many unrelated ones (serial ports, RTC; virtio and
+// ext4 modules on a distribution kernel); keeping
 // only these makes real and emulated snapshots comparable.
 func Relevant(name string) bool {
 	if strings.HasPrefix(name, "arm-") || strings.HasPrefix(name, "arm_") {
@@ -94,6 +96,12 @@ func (w *walker) root(root string) error {
 		return w.deviceTree(root, 0)
 	case root == "module":
 		for _, e := range ents {
+			if !Relevant(e.Name()) {
+				// A distribution kernel loads dozens of modules
+				// (virtio, ext4, crc32c, ...) that are not the CCA
+				// drivers under test; like bus lists, only those are kept.
+				continue
+			}
 			st, err := readAttr(w.fsys, path.Join(root, e.Name(), "initstate"))
 			if err != nil {
 				continue // built-in modules have no initstate
