@@ -49,6 +49,11 @@ const (
 	// SMCCCAuxV5 is v5 of the auxiliary-device series as posted
 	// (2026-05-14), built from its recipe (variants/smccc-aux-v5).
 	SMCCCAuxV5 Variant = "smccc-aux-v5"
+	// DebianKernel is Debian's own prebuilt arm64 kernel package for 7.3
+	// (trixie-backports linux-image-7.3*-arm64), booted with its modules
+	// and the initramfs its installation generates: what a distro user
+	// runs, not built by the testbed at all.
+	DebianKernel Variant = "debian-kernel"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -67,6 +72,20 @@ var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SM
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
 func FromRecipe(v Variant) bool { return fromRecipe[v] }
+
+// prebuilt holds the built-in variants whose kernel is a distribution's
+// binary package rather than a build of ours (images/kernel.BuildDebian).
+var prebuilt = map[Variant]bool{DebianKernel: true}
+
+// Prebuilt reports whether built-in variant v boots a distribution's
+// prebuilt kernel package rather than a kernel the testbed builds.
+func Prebuilt(v Variant) bool { return prebuilt[v] }
+
+// Unglued reports whether v's kernel has none of the project's glue (no
+// cca_testbed module reading answers from the command line): the
+// recipes (stock among them) and the prebuilt packages. Only the realm
+// firmware or real firmware can answer such a kernel.
+func Unglued(v Variant) bool { return fromRecipe[v] || prebuilt[v] }
 
 // FromSeries reports whether v was read at run time from a user's patch
 // series (testbed --variant-from) rather than built into the testbed.
@@ -87,6 +106,7 @@ var Variants = []VariantInfo{
 	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock"},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
 	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5"},
+	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side"},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

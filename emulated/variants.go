@@ -172,14 +172,25 @@ var kernels = map[cell.Variant]kernelSpec{
 	},
 	cell.Stock: {
 		upstream: true,
-		// arch/arm64/kernel/rsi.c: arm-cca-dev when is_realm_world(),
-		// i.e. RSI_VERSION succeeded over SMC. 7.3 has no host side.
-		glue: func(c *core, b buses, d rmi.Decisions) {
-			if d.RSI {
-				c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
-			}
-		},
+		glue:     upstreamRSI,
 	},
+	// Debian's prebuilt 7.3 package: the same upstream code (rsi.c built
+	// in, arm_cca_guest and tsm_report as modules), so the same devices
+	// and aliases. Its other modules (virtio, ext4, ...) are not CCA
+	// devices' and snapshots leave them out (snapshot.Relevant).
+	cell.DebianKernel: {
+		upstream: true,
+		glue:     upstreamRSI,
+	},
+}
+
+// upstreamRSI is 7.3's arch/arm64/kernel/rsi.c: arm-cca-dev when
+// is_realm_world(), i.e. RSI_VERSION succeeded over SMC. 7.3 has no host
+// side.
+func upstreamRSI(c *core, b buses, d rmi.Decisions) {
+	if d.RSI {
+		c.deviceAdd(b.platform, "arm-cca-dev", nil, "devices/platform")
+	}
 }
 
 // The SMCCC function IDs the queued bus matches on (include/linux/arm-smccc.h,

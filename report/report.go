@@ -60,7 +60,7 @@ func New(backend string, started time.Time, elapsed time.Duration, cells []matri
 			r.Summary.Checks++
 			r.Summary.By[res.Status]++
 		}
-		if v := c.Cell.Variant; (cell.FromSeries(v) || cell.FromRecipe(v)) && !seen[v] {
+		if v := c.Cell.Variant; (cell.FromSeries(v) || cell.FromRecipe(v) || cell.Prebuilt(v)) && !seen[v] {
 			seen[v] = true
 			for _, info := range cell.Variants {
 				if info.Name == v {

@@ -301,6 +301,9 @@ func (b *Backend) rsiTable(c cell.Cell) ([]byte, error) {
 }
 
 func (b *Backend) kernel(ctx context.Context, v cell.Variant) (*kernel.Kernel, error) {
+	if cell.Prebuilt(v) {
+		return kernel.BuildDebian(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger})
+	}
 	if r, ok := b.opts.Recipes[v]; ok {
 		return kernel.BuildSeries(ctx, kernel.Options{Cache: b.opts.Cache, Log: b.opts.Logger}, r)
 	}
@@ -337,8 +340,9 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 	if err := c.Check(); err != nil {
 		return "", "", err
 	}
+	base := BaseCmdline + prebuiltParams(c.Variant)
 	if b.machine(c) == qemu.ProfileRME {
-		return BaseCmdline, "smc", nil // real TF-RMM answers
+		return base, "smc", nil // real TF-RMM answers
 	}
 	name := cmp.Or(b.opts.FirmwareProfile, c.FirmwareProfile())
 	p, err := rmi.LookupProfile(name)
@@ -347,13 +351,30 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 	}
 	if b.machine(c) == qemu.ProfileRealm {
 		// The kernel asks the realm firmware over SMC, as upstream does.
-		return BaseCmdline, "realmfw:" + p.Name, nil
+		return base, "realmfw:" + p.Name, nil
 	}
-	if cell.FromRecipe(c.Variant) {
-		return BaseCmdline, "none", nil // no glue reads the command line
+	if cell.Unglued(c.Variant) {
+		return base, "none", nil // no glue reads the command line
 	}
 	_, table := rmi.Probe(rmi.New(p))
 	return BaseCmdline + " " + table.Cmdline(), "emulated-rmi:" + p.Name, nil
+}
+
+// DebianNetParams bring eth0 up for a distribution's kernel, which has no
+// IP_PNP and so ignores ip= (Debian's initramfs-tools configures the
+// network only for NFS roots): the guest's own systemd-network-generator
+// turns the same ip= into a .network file and systemd-networkd applies
+// it, both from the rootfs's systemd, asked for on the command line
+// (systemd.wants=, the debug generator) so the image stays the same for
+// every variant. net.ifnames=0 keeps udev from renaming eth0 (virtio_net
+// is a module there, loaded by udev before anything configures it).
+const DebianNetParams = " net.ifnames=0 systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service"
+
+func prebuiltParams(v cell.Variant) string {
+	if cell.Prebuilt(v) {
+		return DebianNetParams
+	}
+	return ""
 }
 
 // Start boots cell c and returns it once SSH works and the helper is in
@@ -446,7 +467,7 @@ func (b *Backend) inputs(ctx context.Context, c cell.Cell) (*bootInputs, error) 
 	return &bootInputs{helper: helper, rootfs: rootfs, kernel: k, cmdline: cmdline, conduit: conduit,
 		machine: machine, firmware: fw, table: table,
 		ssh:    guest.SSHConfig{KeyPath: rootfs.ClientKeyPath, HostKey: hostKey, Logger: b.opts.Logger},
-		resume: resumeState{Image: k.Image, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}}, nil
+		resume: resumeState{Image: k.Image, Initrd: k.Initrd, Modules: k.ModulesDisk, Rootfs: rootfs.Disk, Cmdline: cmdline}}, nil
 }
 
 // makeRunDir makes the cell's run directory: a kept one under RunDir
@@ -530,6 +551,7 @@ func (b *Backend) launch(ctx context.Context, i *Instance, in *bootInputs) error
 		Firmware: in.firmware,
 		RSITable: rsiTable,
 		Kernel:   in.kernel.Image,
+		Initrd:   in.kernel.Initrd,
 		Append:   in.cmdline,
 		Disks: []qemu.Disk{
 			{Path: i.overlay, Format: "qcow2", Backing: i.base},
@@ -766,7 +788,13 @@ const savedTag = "booted"
 
 // resumeState records what a saved boot was booted from; any change (a
 // rebuilt kernel or rootfs, another command line) means booting afresh.
-type resumeState struct{ Image, Modules, Rootfs, Cmdline string }
+type resumeState struct {
+	Image   string
+	Initrd  string `json:",omitempty"`
+	Modules string
+	Rootfs  string
+	Cmdline string
+}
 
 const resumeFile = "resume.json"
 

@@ -852,9 +852,25 @@ func TestFirmwareNamesAgree(t *testing.T) {
 // says cca, and the configfs-tsm report carries the model's token for our
 // challenge. The emulated model must agree fact for fact.
 func TestStockRealm(t *testing.T) {
+	upstreamRealm(t, "stock/realm", "7.3.4-stock")
+}
+
+// TestDebianKernelRealm is the same for Debian's own prebuilt kernel
+// package (trixie-backports linux-image-7.3*-arm64, with its modules and
+// the initramfs its installation generated, built by
+// kernel.BuildDebian): the initramfs mounts the root, and the same
+// upstream code finds the realm, with the same results.
+func TestDebianKernelRealm(t *testing.T) {
+	upstreamRealm(t, "debian-kernel/realm", "7.3.4+deb13-arm64")
+}
+
+// upstreamRealm boots an unmodified 7.3 kernel as a realm through the
+// realm firmware and checks it against the expectations, the facts
+// upstream's code produces, its configfs-tsm report and the model.
+func upstreamRealm(t *testing.T, name, release string) {
 	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, "stock/realm")
+	c := mustCell(t, name)
 	b := newBackend(t, Options{})
 	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
 		t.Fatal(err)
@@ -865,6 +881,7 @@ func TestStockRealm(t *testing.T) {
 	}
 	defer inst.Close()
 	li := inst.(*Instance)
+	t.Logf("%s: SSH after %v", c, li.BootToSSH.Round(time.Millisecond))
 	con := li.VM().ConsoleTail(1000)
 	for _, want := range []string{"realmfw: RSI table v1", "RME: Using RSI version 1.0"} {
 		if !strings.Contains(con, want) {
@@ -886,8 +903,8 @@ func TestStockRealm(t *testing.T) {
 			t.Errorf("snapshot %s %s = %q (%v), want %q", kind, facts[0], v, ok, facts[1])
 		}
 	}
-	if r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != "7.3.4-stock" {
-		t.Errorf("meta %+v: want conduit realmfw:realm, kernel 7.3.4-stock", r.Snapshot.Meta)
+	if r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != release {
+		t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, release)
 	}
 	checkReport(t, li)
 	model, err := emulated.Backend{}.Start(ctx, c)
