@@ -109,6 +109,22 @@ el2_setup:
 	ldr	x0, =((1 << 11) | (1 << 14) | (1 << 15))
 	msr	S3_4_C1_C2_2, x0		/* HCRX_EL2 */
 3:
+	/* Fine-grained traps, when FEAT_FGT: their reset value is UNKNOWN
+	 * (QEMU: 0), and the bits named n... trap when clear. Set them so
+	 * EL1 owns its registers: nAMAIR2/nMAIR2/nS2POR/nPOR_EL0/nPOR_EL1/
+	 * nPIR/nPIRE0 (63..57), nTPIDR2_EL0 and nSMPRI_EL1 (55, 54: a kernel
+	 * with SME writes SMPRI_EL1 at boot), nGCS_EL1/nGCS_EL0 (53, 52),
+	 * nACCDATA_EL1 (50); every positive trap bit clear. */
+	mrs	x1, id_aa64mmfr0_el1
+	ubfx	x1, x1, #56, #4			/* FGT */
+	cbz	x1, 4f
+	ldr	x0, =0xfef4000000000000
+	msr	S3_4_C1_C1_4, x0		/* HFGRTR_EL2 */
+	msr	S3_4_C1_C1_5, x0		/* HFGWTR_EL2 */
+	msr	S3_4_C1_C1_6, xzr		/* HFGITR_EL2 */
+	msr	S3_4_C3_C1_4, xzr		/* HDFGRTR_EL2 */
+	msr	S3_4_C3_C1_5, xzr		/* HDFGWTR_EL2 */
+4:
 	/* Timer: EL1 reads the physical counter and uses the physical timer. */
 	mov	x0, #3
 	msr	cnthctl_el2, x0
