@@ -62,6 +62,10 @@ type kernelSpec struct {
 	// builtinGuest: the guest driver is built in (ARM_CCA_GUEST=y), and
 	// so is tsm_report, which it selects: both inits run at boot.
 	builtinGuest bool
+	// auxBus: the auxiliary bus is built in although no CCA code needs
+	// it (Debian's config selects it for other drivers), so
+	// /sys/bus/auxiliary exists, empty of CCA devices.
+	auxBus bool
 }
 
 // smcccDriver is an arm_smccc driver: the alias file2alias writes for its
@@ -180,6 +184,7 @@ var kernels = map[cell.Variant]kernelSpec{
 	// devices' and snapshots leave them out (snapshot.Relevant).
 	cell.DebianKernel: {
 		upstream: true,
+		auxBus:   true, // measured: AUXILIARY_BUS=y in its config
 		glue:     upstreamRSI,
 	},
 }
@@ -328,7 +333,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 		}),
 		faux: c.busRegister(&bus{name: "faux"}), // faux_bus_type has no uevent callback
 	}
-	if !k.upstream || k.auxGuest {
+	if !k.upstream || k.auxGuest || k.auxBus {
 		b.aux = c.busRegister(&bus{name: "auxiliary", uevent: func(d *device) []string {
 			// auxiliary_uevent: the device name up to its last '.', i.e. without the id.
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
