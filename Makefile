@@ -13,7 +13,8 @@ setup:
 build:
 	@$(GO) build -o bin/testbed ./cmd/testbed
 
-# The real matrix: 8 variants (stock included) x 4 roles plus realm cells on
+# The real matrix: 12 variants (stock, the recipes and debian-kernel, Debian's
+# prebuilt kernel package, included) x 4 roles plus realm cells on
 # trixie, realm cells through the realm firmware, every variant's host on the
 # real firmware builds (tf-rmm-0.9, tf-rmm-0.8), two VMs
 # in flight; exit 1 means a check moved from its recorded expectation.
@@ -27,7 +28,7 @@ run: setup build
 # cell is missing here still builds it itself, only later.
 TEST_CELLS ?= platform/realm platform/realm@trixie platform/plain platform/host-da \
   platform/host@tf-rmm-0.9 module-faux/realm faux/realm faux-builtin/realm stock/realm \
-  smccc-bus-next/realm
+  smccc-bus-next/realm debian-kernel/realm
 
 test: setup vet fmt-check fuzz build
 	@bin/testbed prepare $(TEST_CELLS)
