@@ -33,7 +33,8 @@ type Report struct {
 	Cells   []matrix.CellResult `json:"cells"`
 	Summary Summary             `json:"summary"`
 	// Series are the run's variants read from patch series
-	// (--variant-from), with their provenance.
+	// (--variant-from, variants/) or prebuilt packages, with their
+	// provenance.
 	Series []SeriesVariant `json:"series,omitempty"`
 }
 
@@ -119,7 +120,11 @@ func (r *Report) text(w io.Writer) error {
 	// is escaped (term.Escape), one line per note.
 	line := func(format string, a ...any) { fmt.Fprintln(w, term.Escape(fmt.Sprintf(format, a...))) }
 	for _, sv := range r.Series {
-		line("variant %s is a patch series: %s", sv.Variant, sv.Description)
+		what := "a patch series"
+		if cell.Prebuilt(cell.Variant(sv.Variant)) {
+			what = "a prebuilt package"
+		}
+		line("variant %s is %s: %s", sv.Variant, what, sv.Description)
 	}
 	for _, c := range r.Cells {
 		if c.Err != "" {
@@ -194,7 +199,7 @@ func (r *Report) markdown(w io.Writer) error {
 	}
 	for i, sv := range r.Series {
 		if i == 0 {
-			fmt.Fprintf(w, "\nVariants from patch series:\n\n")
+			fmt.Fprintf(w, "\nVariants from patch series or prebuilt packages:\n\n")
 		}
 		fmt.Fprintf(w, "- `%s`: %s\n", sv.Variant, mdEscape(sv.Description))
 	}
