@@ -298,7 +298,11 @@ const ModulesDiskUnit = "cca-modules-disk.service"
 // device unit only appears once udev has processed vdb during coldplug, so
 // the mount could never be ordered before systemd-udev-trigger. The modules
 // must be in place before coldplug or udev's autoload of the devices under
-// test fails silently. /dev/vdb itself exists from the kernel (devtmpfs)
+// test fails silently, and before systemd's early modprobe@ units: with
+// configfs a module (Debian's own kernel) modprobe@configfs found no
+// modules, configfs was never mounted and no configfs-tsm report appeared
+// (measured on trixie), which modules on the root would not cause.
+// /dev/vdb itself exists from the kernel (devtmpfs)
 // before init starts. A recipe's userspace part rides on the same disk
 // (images/kernel.UserspaceDirName, laid out as the guest's root) and is
 // copied into the overlay's /etc here, so udevd, which starts after this
@@ -312,6 +316,7 @@ ConditionPathExists=/dev/vdb
 ConditionPathIsMountPoint=!/usr/lib/modules
 After=systemd-remount-fs.service
 Before=systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service
+Before=modprobe@configfs.service modprobe@dm_mod.service modprobe@loop.service
 Before=sysinit.target local-fs.target
 
 [Service]
