@@ -24,6 +24,7 @@ func TestRead(t *testing.T) {
 			subjects: []string{
 				"arm64: rsi: say when no realm device is registered",
 				"arm64: rsi: say why the realm device waits for arch_initcall",
+				"arm64: rsi: register the realm device as arm-cca-demo",
 			},
 			fragment:  "CONFIG_PRINTK_TIME=y",
 			userspace: []string{"/etc/udev/rules.d/90-testbed-demo.rules"},
