@@ -201,16 +201,69 @@ func (b *Backend) progress(subject, phase string) {
 	}
 }
 
-// Prepare builds what cells need before any boots: the helper, each
-// userspace's rootfs and each variant's kernel, one after another (kernel
-// builds share one build directory and take turns anyway). Start builds
-// lazily too; Prepare makes the wait visible and keeps builds out of boot
-// deadlines.
+// Prepare builds what cells need before any boots: the helper, then two
+// lanes at once: each variant's kernel one after another (kernel builds
+// share one build directory and take turns anyway), and beside them each
+// userspace's rootfs and the firmware, whose downloads and package
+// installs overlap the compiles. Start builds lazily too; Prepare makes
+// the wait visible and keeps builds out of boot deadlines. The first
+// error cancels the other lane.
 func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 	if _, err := b.helperBinary(ctx); err != nil {
 		return err
 	}
-	seenU, seenV, seenF := map[cell.Userspace]bool{}, map[cell.Variant]bool{}, map[cell.Firmware]bool{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var kernErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if kernErr = b.prepareKernels(ctx, cells); kernErr != nil {
+			cancel()
+		}
+	}()
+	err := b.prepareImages(ctx, cells)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	// The lane that failed first names the cause; the other only saw
+	// the cancel.
+	if err != nil && (kernErr == nil || !errors.Is(err, context.Canceled)) {
+		return err
+	}
+	return kernErr
+}
+
+// prepareKernels builds each variant's kernel, in the cells' order.
+func (b *Backend) prepareKernels(ctx context.Context, cells []cell.Cell) error {
+	seen := map[cell.Variant]bool{}
+	for _, c := range cells {
+		if !seen[c.Variant] {
+			seen[c.Variant] = true
+			b.progress(string(c.Variant), "kernel")
+			if _, err := b.kernel(ctx, c.Variant); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepareImages builds the rootfs of each userspace and the firmware the
+// cells boot.
+func (b *Backend) prepareImages(ctx context.Context, cells []cell.Cell) error {
+	seenU, seenF, realm := map[cell.Userspace]bool{}, map[cell.Firmware]bool{}, false
+	for _, c := range cells {
+		if !seenU[c.Userspace] {
+			seenU[c.Userspace] = true
+			b.progress(string(c.Userspace), "rootfs")
+			if _, err := images.BuildRootfs(ctx, b.opts.Cache, c.Userspace); err != nil {
+				return err
+			}
+		}
+	}
 	for _, c := range cells {
 		if c.Real() && !seenF[c.Firmware] {
 			seenF[c.Firmware] = true
@@ -219,23 +272,10 @@ func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 				return err
 			}
 		}
-		if b.machine(c) == qemu.ProfileRealm {
+		if b.machine(c) == qemu.ProfileRealm && !realm {
+			realm = true
 			b.progress("realm", "firmware")
 			if _, err := b.firmware(ctx); err != nil {
-				return err
-			}
-		}
-		if !seenU[c.Userspace] {
-			seenU[c.Userspace] = true
-			b.progress(string(c.Userspace), "rootfs")
-			if _, err := images.BuildRootfs(ctx, b.opts.Cache, c.Userspace); err != nil {
-				return err
-			}
-		}
-		if !seenV[c.Variant] {
-			seenV[c.Variant] = true
-			b.progress(string(c.Variant), "kernel")
-			if _, err := b.kernel(ctx, c.Variant); err != nil {
 				return err
 			}
 		}

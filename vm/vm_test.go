@@ -996,3 +996,18 @@ func gradedAsExpected(t *testing.T, r matrix.CellResult) {
 		}
 	}
 }
+
+// TestPrepareLaneFails: when the firmware lane fails, Prepare returns
+// its error, not the kernel lane's cancellation, and returns promptly.
+func TestPrepareLaneFails(t *testing.T) {
+	defer leftovers(t, ownTemp(t))
+	b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
+		return "", errors.New("no sources")
+	}})
+	start := time.Now()
+	err := b.Prepare(context.Background(), []cell.Cell{mustCell(t, "platform/host@tf-rmm-0.9")})
+	if err == nil || !strings.Contains(err.Error(), "firmware tf-rmm-0.9 is not available") {
+		t.Fatalf("err = %v, want the firmware lane's error", err)
+	}
+	t.Logf("failed in %s: %v", time.Since(start), err)
+}
