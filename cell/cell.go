@@ -54,6 +54,10 @@ const (
 	// and the initramfs its installation generates: what a distro user
 	// runs, not built by the testbed at all.
 	DebianKernel Variant = "debian-kernel"
+	// FauxTree is the faux tree Catalin Marinas proposed (2026-05-14; no
+	// patch posted), built from its recipe (variants/faux-tree) with its
+	// udev rule as the userspace part.
+	FauxTree Variant = "faux-tree"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -67,7 +71,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true}
+var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -107,6 +111,7 @@ var Variants = []VariantInfo{
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
 	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5"},
 	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side"},
+	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -35,6 +35,9 @@ type core struct {
 	// modInit runs a module's init; it returns false when init fails
 	// (the module does not stay loaded).
 	modInit func(name string) bool
+	// rules, when set, are a variant's own udev rules (a recipe's
+	// userspace part), run on each device's add event at coldplug.
+	rules func(c *core, d *device)
 }
 
 type bus struct {
@@ -203,6 +206,17 @@ func (c *core) coldplug(extra ...string) {
 		if m := c.devices[i].modalias(); m != "" && c.devices[i].driver == nil {
 			c.kmodLoad(m)
 		}
+		if c.rules != nil {
+			c.rules(c, c.devices[i])
+		}
+	}
+}
+
+// modprobe loads module name and its dependencies, as a rule's
+// "kmod load NAME" does.
+func (c *core) modprobe(name string) {
+	for _, dep := range c.index.Load(name) {
+		c.insmod(dep)
 	}
 }
 

@@ -3,6 +3,7 @@ package emulated
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"cca-testbed/cell"
@@ -66,6 +67,14 @@ type kernelSpec struct {
 	// it (Debian's config selects it for other drivers), so
 	// /sys/bus/auxiliary exists, empty of CCA devices.
 	auxBus bool
+	// fauxTree: upstream's guest module as the faux tree proposal makes
+	// it (variants/faux-tree): no device table; loaded in a realm, its
+	// init creates faux arm-rsi-dev below the faux arm-smccc device and
+	// registers tsm0 under it. The series selects the TSM core.
+	fauxTree bool
+	// rules is the recipe's userspace part as udev runs it at coldplug:
+	// called for each device's add event, after the alias autoload.
+	rules func(c *core, dev *device)
 }
 
 // smcccDriver is an arm_smccc driver: the alias file2alias writes for its
@@ -173,6 +182,11 @@ var kernels = map[cell.Variant]kernelSpec{
 	cell.SMCCCAuxV5: {
 		upstream: true, auxGuest: true,
 		glue: smcccAuxV5,
+	},
+	cell.FauxTree: {
+		upstream: true, fauxTree: true,
+		glue:  fauxTree,
+		rules: fauxTreeRule,
 	},
 	cell.Stock: {
 		upstream: true,
@@ -282,6 +296,33 @@ func smcccAuxV5(c *core, b buses, d rmi.Decisions) {
 	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
 }
 
+// fauxTree is the faux tree proposal's registration (variants/faux-tree):
+// the SMCCC core creates faux device arm-smccc (devices/faux/arm-smccc)
+// at device_initcall when PSCI gave it an SMCCC 1.1+ conduit; the RSI
+// code adds /sys/firmware/cca/realm_guest on every kernel; no arm-cca-dev,
+// no host device, no TRNG device (no firmware the testbed boots answers
+// TRNG_VERSION).
+func fauxTree(c *core, b buses, d rmi.Decisions) {
+	if d.SMCCC11 {
+		c.deviceAdd(b.faux, "arm-smccc", nil, "devices/faux")
+	}
+	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
+}
+
+// fauxTreeRule is variants/faux-tree/userspace's udev rule: on the add
+// of faux device arm-smccc, when /sys/firmware/cca/realm_guest reads 1,
+// "kmod load arm_cca_guest" (with its dependencies, as modprobe).
+func fauxTreeRule(c *core, dev *device) {
+	if dev.bus == nil || dev.bus.name != "faux" || dev.name != "arm-smccc" {
+		return
+	}
+	v, err := fs.ReadFile(c.t, "firmware/cca/realm_guest")
+	if err != nil || strings.TrimSpace(string(v)) != "1" {
+		return
+	}
+	c.modprobe(ccaGuest)
+}
+
 // modules is the kernel's modules.alias and modules.dep, as file2alias
 // and depmod write them for our MODULE_DEVICE_TABLEs.
 func (k kernelSpec) modules() *kmod.Index {
@@ -304,12 +345,14 @@ func (k kernelSpec) modules() *kmod.Index {
 		// autoload this module when RSI is available".
 		a := "platform:arm-cca-dev"
 		switch {
+		case k.fauxTree: // no device table: nothing aliases it
+			a = ""
 		case k.smcccGuest != nil: // file2alias of its arm_smccc table
 			a = k.smcccGuest.alias
 		case k.auxGuest:
 			a = "auxiliary:" + v5Guest
 		}
-		if !k.fauxGuest { // the faux patch dropped the table: no alias at all
+		if !k.fauxGuest && a != "" { // the faux patch dropped the table: no alias at all
 			alias(a, ccaGuest)
 		}
 		x.Deps[ccaGuest] = []string{reportMod}
@@ -339,7 +382,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 		}})
 	}
-	if !k.upstream {
+	if !k.upstream || k.fauxTree { // the TSM core is built in
 		c.classRegister("tsm")
 	}
 	// faux_driver is built in and binds every faux device at creation.
@@ -429,6 +472,22 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 					}})
 				return true // module_arm_smccc_driver: init is driver_register
 			}
+			if k.fauxTree {
+				// init: -ENODEV outside a realm or without arm-smccc;
+				// else faux_device_create, whose probe registers the
+				// report provider and tsm0 under the new device.
+				var parent *device
+				for _, dev := range c.devices {
+					if dev.bus == b.faux && dev.name == "arm-smccc" {
+						parent = dev
+					}
+				}
+				if !d.RSI || parent == nil {
+					return false
+				}
+				tsmRegister(c.deviceAdd(b.faux, "arm-rsi-dev", parent, ""))
+				return true
+			}
 			if k.auxGuest {
 				// module_auxiliary_driver: no .name, so the driver is
 				// named after the module.
@@ -454,6 +513,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 		}
 		return true
 	}
+	c.rules = k.rules
 	c.coldplug()
 	if err := c.finish(); err != nil {
 		return nil, fmt.Errorf("%s: %w", v, err)
