@@ -3,6 +3,7 @@ package kernel
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"os"
@@ -126,6 +127,61 @@ func TestBuildSeriesDoesNotApply(t *testing.T) {
 	var ae *series.ApplyError
 	if !errors.As(err, &ae) || ae.Patch != 2 || ae.File != "arch/arm64/kernel/rsi.c" || !strings.Contains(ae.Hunk, "@@ -118,6 +119,7 @@") {
 		t.Fatalf("err = %v, want patch 2's second hunk in rsi.c", err)
+	}
+	// What a user reads: the patch by number and subject, the file and the hunk.
+	for _, want := range []string{`patch 2/2 "arm64: rsi: comment the shared bit and the ioremap hook"`,
+		"arch/arm64/kernel/rsi.c: hunk #2 @@ -118,6 +119,7 @@"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// TestBuildSeries builds series/testdata/applies for real in the shared
+// series tree: incremental after the tree's first build (a cold build of
+// minutes), a cache hit once built. Its realm cell is booted by vm's
+// TestSeriesRealm.
+func TestBuildSeries(t *testing.T) {
+	ctx, opts := testOptions(t)
+	start := time.Now()
+	k, err := BuildSeries(ctx, opts, readSeries(t, "applies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("applies: %s in %v (%s)", k.Release, time.Since(start).Round(time.Millisecond), k.Dir)
+	if k.Release != "7.3.4-applies-demo" {
+		t.Errorf("release %q, want 7.3.4-applies-demo (CONFIG_LOCALVERSION from the recipe's name)", k.Release)
+	}
+	img, err := os.ReadFile(k.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img) < 64 || binary.LittleEndian.Uint32(img[56:60]) != 0x644d5241 {
+		t.Errorf("%s is not an arm64 Image (no ARM\\x64 magic at 56)", k.Image)
+	}
+	cfg, err := os.ReadFile(filepath.Join(k.Dir, ConfigName))
+	if err != nil || !bytes.Contains(cfg, []byte("CONFIG_PRINTK_TIME=y\n")) {
+		t.Errorf("the recipe's fragment did not reach .config (%v)", err)
+	}
+}
+
+// TestBuildSeriesDoesNotBuild builds a series that applies but does not
+// compile: the error must carry the compiler's own line, not only make's
+// exit status. A failed build is not cached, so this compiles rsi.c each
+// run (seconds, plus kbuild's walk of the tree).
+func TestBuildSeriesDoesNotBuild(t *testing.T) {
+	ctx, opts := testOptions(t)
+	start := time.Now()
+	_, err := BuildSeries(ctx, opts, readSeries(t, "fails-build.mbox"))
+	t.Logf("fails-build: in %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if !errors.Is(err, ErrBuild) {
+		t.Fatalf("err = %v, want ErrBuild", err)
+	}
+	// gcc quotes the name with ASCII or typographic quotes by locale.
+	for _, want := range []string{"kernel fails-build:", "errors: ", "arch/arm64/kernel/rsi.c:", "error: ", "testbed_no_such_symbol", "undeclared", "full log: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q", want)
+		}
 	}
 }
 
