@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"cca-testbed/cell"
+	"cca-testbed/images"
+	"cca-testbed/images/kernel"
+	"cca-testbed/series"
 )
 
 const testSeries = "../../series/testdata/"
@@ -63,4 +71,85 @@ func TestSSHSeriesCell(t *testing.T) {
 	if !strings.Contains(stderr, "role") {
 		t.Errorf("bad role: stderr %q", stderr)
 	}
+}
+
+// TestBisect bisects the project's 6-patch series on a plain cell for
+// real: the base and 3 prefixes (4 builds in the shared series tree, cache
+// hits once built) and 4 boots, and it must name patch 4, which adds
+// /sys/firmware/cca/realm_guest, and print the snapshot diff across it.
+// Each prefix's build must have been incremental: its log in the cache
+// entry must not start with what a build in an empty directory compiles
+// first, and it must have recompiled rsi.c, which every patch touches.
+func TestBisect(t *testing.T) {
+	start := time.Now()
+	out, stderr, code := testbed(t, "bisect", "--role", "plain", "--field", "firmware/cca", testSeries+"bisect6.mbox")
+	t.Logf("in %v; stdout:\n%s\nstderr:\n%s", time.Since(start).Round(time.Millisecond), out, stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"bisect bisect6: 6 patches, cell bisect6/plain, watching field firmware/cca",
+		`first change: patch 4/6 "arm64: rsi: expose /sys/firmware/cca/realm_guest"`,
+		"4 builds (",
+		"field firmware/cca before it (3 patches): absent firmware/cca",
+		"field firmware/cca after it  (4 patches): dir firmware/cca | file firmware/cca/realm_guest 0",
+		"+ file firmware/cca/realm_guest 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// The probes, in order: the base, then halves of 0..7.
+	var probed []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && (f[1] == "base" || f[1] == "patches") {
+			probed = append(probed, f[0])
+		}
+	}
+	if got := strings.Join(probed, ","); got != "0,3,5,4" {
+		t.Errorf("probed prefixes %s, want 0,3,5,4", got)
+	}
+
+	r, err := series.Read(context.Background(), testSeries+"bisect6.mbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := images.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{3, 5, 4} {
+		k, err := kernel.BuildSeries(context.Background(), kernel.Options{Cache: cache}, r.Prefix(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, err := os.ReadFile(filepath.Join(k.Dir, kernel.LogName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		compiled := compiledFiles(string(log))
+		// How many depends on what the shared tree held before: rsi.c and
+		// the link's few objects after another prefix, more after another
+		// series that touched headers; a cold build compiles about 900.
+		t.Logf("prefix %d: kbuild compiled %d files: %s", n, len(compiled), strings.Join(compiled, " "))
+		if strings.Contains(string(log), "HOSTCC  scripts/basic/fixdep") {
+			t.Errorf("prefix %d was built in an empty build directory (it compiled kbuild's fixdep): not incremental", n)
+		}
+		if !slices.Contains(compiled, "arch/arm64/kernel/rsi.o") {
+			t.Errorf("prefix %d did not recompile rsi.c, which every patch of the series changes", n)
+		}
+	}
+}
+
+// compiledFiles lists the objects a kbuild log says it compiled (its
+// "  CC      path" and "  CC [M]  path" lines, C and assembly).
+func compiledFiles(log string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		f := strings.Fields(l)
+		if strings.HasPrefix(l, "  ") && len(f) >= 2 && len(f) <= 3 && (f[0] == "CC" || f[0] == "AS") {
+			out = append(out, f[len(f)-1])
+		}
+	}
+	return out
 }
