@@ -28,7 +28,8 @@ run: setup build
 # cell is missing here still builds it itself, only later.
 TEST_CELLS ?= platform/realm platform/realm@trixie platform/plain platform/host-da \
   platform/host@tf-rmm-0.9 module-faux/realm faux/realm faux-builtin/realm stock/realm \
-  smccc-bus-next/realm debian-kernel/realm faux-tree/realm
+  smccc-bus-next/realm debian-kernel/realm faux-tree/realm \
+  smccc-aux-v5/realm
 
 test: setup vet fmt-check fuzz build
 	@bin/testbed prepare $(TEST_CELLS)
