@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"cca-testbed/cell"
-	"cca-testbed/emulated"
 	"cca-testbed/matrix"
 	"cca-testbed/snapshot"
 )
@@ -87,15 +86,5 @@ func TestFauxTreeRealm(t *testing.T) {
 		t.Errorf("meta %+v: want conduit realmfw:realm, kernel 7.3.4-faux-tree", r.Snapshot.Meta)
 	}
 	checkReport(t, li)
-	model, err := emulated.Backend{}.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := matrix.Snapshot(ctx, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
-		t.Errorf("real vs model: %s", ch)
-	}
+	agreesWithModel(t, ctx, c, r.Snapshot)
 }

@@ -393,6 +393,13 @@ func TestRealFirmware(t *testing.T) {
 	if n := len(r.Snapshot.Of(snapshot.KindAnswer)); n != 9 {
 		t.Errorf("%d answers recorded, want the glue's 9", n)
 	}
+	agreesWithModel(t, ctx, c, r.Snapshot)
+}
+
+// agreesWithModel fails t for every fact in which the emulated model of
+// cell c differs from real, the snapshot of its real boot.
+func agreesWithModel(t *testing.T, ctx context.Context, c cell.Cell, real *snapshot.Snapshot) {
+	t.Helper()
 	inst, err := emulated.Backend{}.Start(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -401,8 +408,8 @@ func TestRealFirmware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ch := range snapshot.Diff(r.Snapshot, model) {
-		t.Errorf("%s: real vs model: %s", r.Name, ch)
+	for _, ch := range snapshot.Diff(real, model) {
+		t.Errorf("%s: real vs model: %s", c, ch)
 	}
 }
 
@@ -683,17 +690,7 @@ func TestSMCCCBusRealm(t *testing.T) {
 			if want := "7.3.4-" + string(c.Variant); r.Snapshot.Meta.Conduit != "realmfw:realm" || r.Snapshot.Meta.Kernel != want {
 				t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, want)
 			}
-			model, err := emulated.Backend{}.Start(ctx, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ms, err := matrix.Snapshot(ctx, model)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ch := range snapshot.Diff(r.Snapshot, ms) {
-				t.Errorf("real vs model: %s", ch)
-			}
+			agreesWithModel(t, ctx, c, r.Snapshot)
 		})
 	}
 }
@@ -773,17 +770,7 @@ func bootRecipeRealm(t *testing.T, w recipeRealm) {
 	if w.report {
 		checkReport(t, inst.(*Instance))
 	}
-	model, err := emulated.Backend{}.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := matrix.Snapshot(ctx, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
-		t.Errorf("real vs model: %s", ch)
-	}
+	agreesWithModel(t, ctx, c, r.Snapshot)
 }
 
 // TestFauxRealm boots the posted faux patch built as a module, as distros
@@ -940,17 +927,7 @@ func upstreamRealm(t *testing.T, name, release string) {
 		t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, release)
 	}
 	checkReport(t, li)
-	model, err := emulated.Backend{}.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := matrix.Snapshot(ctx, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range snapshot.Diff(r.Snapshot, ms) {
-		t.Errorf("real vs model: %s", ch)
-	}
+	agreesWithModel(t, ctx, c, r.Snapshot)
 }
 
 // reuse is a matrix.Backend that hands out one running instance, so a
