@@ -647,17 +647,7 @@ func TestSMCCCBusRealm(t *testing.T) {
 			if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
 				t.Fatal(err)
 			}
-			k, err := b.kernel(ctx, c.Variant)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
-			cmd.Stderr = &stderr
-			alias, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("debugfs: %v (%s)", err, stderr.String())
-			}
+			alias := modulesAlias(t, ctx, b, c)
 			for _, want := range append([]string{"alias " + tc.modalias + " arm_cca_guest\n"}, tc.aliases...) {
 				if !bytes.Contains(alias, []byte(want)) {
 					t.Errorf("modules.alias lacks %q", want)
@@ -710,6 +700,24 @@ type recipeRealm struct {
 	report bool
 }
 
+// modulesAlias is modules.alias of cell c's kernel, read from its modules
+// disk as the guest will see it.
+func modulesAlias(t *testing.T, ctx context.Context, b *Backend, c cell.Cell) []byte {
+	t.Helper()
+	k, err := b.kernel(ctx, c.Variant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
+	cmd.Stderr = &stderr
+	alias, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("debugfs: %v (%s)", err, stderr.String())
+	}
+	return alias
+}
+
 // bootRecipeRealm builds and boots w's cell, grades it against
 // expectations.txt (pass or xfail only), asserts w's facts and that the
 // emulated model agrees with the real snapshot fact for fact.
@@ -722,17 +730,7 @@ func bootRecipeRealm(t *testing.T, w recipeRealm) {
 	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := b.kernel(ctx, c.Variant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("debugfs", "-R", "cat /"+k.Release+"/modules.alias", k.ModulesDisk)
-	cmd.Stderr = &stderr
-	alias, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("debugfs: %v (%s)", err, stderr.String())
-	}
+	alias := modulesAlias(t, ctx, b, c)
 	for _, want := range w.aliases {
 		if !bytes.Contains(alias, []byte(want)) {
 			t.Errorf("modules.alias lacks %q", want)
