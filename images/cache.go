@@ -665,3 +665,20 @@ func unescapeMountinfo(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// KeepFailedLog is for a cache entry's make func: when the build failed
+// (and was not cancelled), it copies the build's log tmp/name to failed,
+// outside the temporary directory the cache removes, and names it in the
+// error; when it succeeded, it removes an earlier failure's copy.
+func KeepFailedLog(ctx context.Context, err error, tmp, name, failed string) error {
+	if err == nil {
+		_ = os.Remove(failed)
+		return nil
+	}
+	if ctx.Err() == nil {
+		if data, rerr := os.ReadFile(filepath.Join(tmp, name)); rerr == nil && os.WriteFile(failed, data, 0o600) == nil {
+			return fmt.Errorf("%w (full log: %s)", err, failed)
+		}
+	}
+	return err
+}

@@ -84,18 +84,7 @@ func BuildRootfs(ctx context.Context, c *Cache, u cell.Userspace) (*Rootfs, erro
 			return err
 		}
 		c.logger().Info("building rootfs (mmdebstrap, a few minutes)", "userspace", u, "key", key)
-		err := r.build(ctx, tmp)
-		if err != nil && ctx.Err() == nil {
-			// tmp is about to go; keep the log beside the entries.
-			failed := filepath.Join(filepath.Dir(tmp), key+".failed.log")
-			if b, rerr := os.ReadFile(filepath.Join(tmp, BuildLogName)); rerr == nil && os.WriteFile(failed, b, 0o600) == nil {
-				err = fmt.Errorf("%w (full log: %s)", err, failed)
-			}
-		}
-		if err == nil {
-			_ = os.Remove(filepath.Join(filepath.Dir(tmp), key+".failed.log"))
-		}
-		return err
+		return KeepFailedLog(ctx, r.build(ctx, tmp), tmp, BuildLogName, filepath.Join(filepath.Dir(tmp), key+".failed.log"))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rootfs %s: %w", u, err)

@@ -283,15 +283,8 @@ func Build(ctx context.Context, opts Options, s Spec) (*Firmware, error) {
 		}
 		log.Info("firmware: building", "name", s.Name, "key", key)
 		start := time.Now()
-		err = b.run(ctx, tmp)
-		if err != nil && ctx.Err() == nil {
-			// tmp is about to go; keep the log beside the entries.
-			if data, rerr := os.ReadFile(filepath.Join(tmp, LogName)); rerr == nil && os.WriteFile(failedLog, data, 0o600) == nil {
-				err = fmt.Errorf("%w (full log: %s)", err, failedLog)
-			}
-		}
+		err = images.KeepFailedLog(ctx, b.run(ctx, tmp), tmp, LogName, failedLog)
 		if err == nil {
-			_ = os.Remove(failedLog)
 			log.Info("firmware: built", "name", s.Name, "took", time.Since(start).Round(time.Millisecond))
 		}
 		return err

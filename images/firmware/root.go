@@ -99,14 +99,8 @@ func BuildRoot(ctx context.Context, c *images.Cache, log *slog.Logger) (string, 
 		}
 		log.Info("firmware: making the trixie build root (mmdebstrap, a few minutes)", "key", key)
 		start := time.Now()
-		err := makeRoot(ctx, tmp, mirror)
-		if err != nil && ctx.Err() == nil {
-			if data, rerr := os.ReadFile(filepath.Join(tmp, rootLog)); rerr == nil && os.WriteFile(failedLog, data, 0o600) == nil {
-				err = fmt.Errorf("%w (full log: %s)", err, failedLog)
-			}
-		}
+		err := images.KeepFailedLog(ctx, makeRoot(ctx, tmp, mirror), tmp, rootLog, failedLog)
 		if err == nil {
-			_ = os.Remove(failedLog)
 			log.Info("firmware: build root made", "took", time.Since(start).Round(time.Second))
 		}
 		return err

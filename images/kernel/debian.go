@@ -111,14 +111,8 @@ func BuildDebian(ctx context.Context, opts Options) (*Kernel, error) {
 		}
 		log.Info("debian kernel: installing the packages into a trixie arm64 chroot (mmdebstrap, minutes)", "key", key)
 		start := time.Now()
-		err := installDebian(ctx, tmp, mirror, debs, fetched)
-		if err != nil && ctx.Err() == nil {
-			if b, rerr := os.ReadFile(filepath.Join(tmp, LogName)); rerr == nil && os.WriteFile(failed, b, 0o600) == nil {
-				err = fmt.Errorf("%w (full log: %s)", err, failed)
-			}
-		}
+		err := images.KeepFailedLog(ctx, installDebian(ctx, tmp, mirror, debs, fetched), tmp, LogName, failed)
 		if err == nil {
-			_ = os.Remove(failed)
 			log.Info("debian kernel: made", "took", time.Since(start).Round(time.Second))
 		}
 		return err
