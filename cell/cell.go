@@ -64,6 +64,40 @@ const (
 type VariantInfo struct {
 	Name        Variant
 	Description string
+	// DACheck is how the variant's host side decides Device Assignment;
+	// "" when a user's series does not say (its recipe has no da-check).
+	DACheck DACheck
+}
+
+// DACheck names the test a variant's host side makes for Device
+// Assignment. The RFC reads RMI feature register 0 bit 42 (RMM
+// 1.1-alpha); RMM 2.0 (TF-RMM v0.9) keeps DA in register 2 bit 0, so a
+// reg0-bit42 host never sees DA there.
+type DACheck string
+
+const (
+	DAReg0Bit42 DACheck = "reg0-bit42" // the RFC's check, the project glue's
+	DAReg2Bit0  DACheck = "reg2-bit0"  // RMM 2.0's layout
+	DANone      DACheck = "none"       // no host side: nothing checks DA
+)
+
+// DAChecks lists the DA checks a recipe may name.
+var DAChecks = []DACheck{DAReg0Bit42, DAReg2Bit0, DANone}
+
+// ParseDACheck checks s against DAChecks.
+func ParseDACheck(s string) (DACheck, error) {
+	if slices.Contains(DAChecks, DACheck(s)) {
+		return DACheck(s), nil
+	}
+	return "", fmt.Errorf("%w: da-check %q (known: %s)", ErrUnknown, s, join(DAChecks))
+}
+
+// String is the check's name, or "not stated" for a series that gives none.
+func (d DACheck) String() string {
+	if d == "" {
+		return "not stated"
+	}
+	return string(d)
 }
 
 // fromSeries holds the variants Register added.
@@ -97,21 +131,21 @@ func FromSeries(v Variant) bool { return fromSeries[v] }
 
 // Variants lists every variant in the design's order.
 var Variants = []VariantInfo{
-	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)"},
+	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)", DAReg0Bit42},
 	// Recipes' descriptions are their Summary (variants' tests keep the two equal).
-	{Faux, "recipe: posted guest-side faux device: rsi.c drops arm-cca-dev; arm_cca_guest (m, no device table) would create faux arm-rsi-dev in its own init, but as a module nothing loads it: no device, no report, systemd finds nothing; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken); date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux"},
-	{FauxBuiltin, "recipe: the posted faux patch built in (ARM_CCA_GUEST=y): in a realm arm_cca_guest's init creates faux arm-rsi-dev under /sys/devices/faux, bound to faux_driver, and registers the report; no MODALIAS, no arm-cca-dev, so systemd finds nothing; tsm_report built in gives every VM an empty report interface; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken), built in; date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux-builtin"},
-	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept"},
-	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device"},
+	{Faux, "recipe: posted guest-side faux device: rsi.c drops arm-cca-dev; arm_cca_guest (m, no device table) would create faux arm-rsi-dev in its own init, but as a module nothing loads it: no device, no report, systemd finds nothing; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken); date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux", DANone},
+	{FauxBuiltin, "recipe: the posted faux patch built in (ARM_CCA_GUEST=y): in a realm arm_cca_guest's init creates faux arm-rsi-dev under /sys/devices/faux, bound to faux_driver, and registers the report; no MODALIAS, no arm-cca-dev, so systemd finds nothing; tsm_report built in gives every VM an empty report interface; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken), built in; date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux-builtin", DANone},
+	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept", DAReg0Bit42},
+	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device", DAReg0Bit42},
 	// The recipe's Summary (variants' tests keep the two equal).
-	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus"},
-	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm"},
-	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device"},
-	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock"},
-	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next"},
-	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5"},
-	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side"},
-	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`},
+	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus", DANone},
+	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm", DAReg0Bit42},
+	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device", DAReg0Bit42},
+	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock", DANone},
+	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next", DANone},
+	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5", DANone},
+	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side", DANone},
+	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`, DANone},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -25,6 +25,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 // read from that variant's cells.
 type answerRow struct {
 	Variant, Description             string
+	DACheck                          cell.DACheck
 	TSM0, Autoload, Systemd, Report  []answer
 	SystemdTrixie, Proposed, Devices []answer
 }
@@ -75,7 +76,7 @@ func (r *Report) html(w io.Writer) error {
 		return answer{}, false
 	}
 	for _, v := range cell.Variants {
-		row := answerRow{Variant: string(v.Name), Description: v.Description}
+		row := answerRow{Variant: string(v.Name), Description: v.Description, DACheck: v.DACheck}
 		add := func(dst *[]answer, roles []cell.Role, us cell.Userspace, check string) {
 			for _, role := range roles {
 				if a, ok := pick(cell.Cell{Variant: v.Name, Role: role, Userspace: us}, check); ok {

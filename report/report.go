@@ -42,6 +42,9 @@ type Report struct {
 type SeriesVariant struct {
 	Variant     string `json:"variant"`
 	Description string `json:"description"` // summary and provenance
+	// DACheck is how its host side decides Device Assignment ("" when
+	// the series does not say).
+	DACheck cell.DACheck `json:"da_check,omitempty"`
 }
 
 // Summary counts results by status.
@@ -65,7 +68,7 @@ func New(backend string, started time.Time, elapsed time.Duration, cells []matri
 			seen[v] = true
 			for _, info := range cell.Variants {
 				if info.Name == v {
-					r.Series = append(r.Series, SeriesVariant{Variant: string(v), Description: info.Description})
+					r.Series = append(r.Series, SeriesVariant{Variant: string(v), Description: info.Description, DACheck: info.DACheck})
 				}
 			}
 		}
@@ -124,7 +127,7 @@ func (r *Report) text(w io.Writer) error {
 		if cell.Prebuilt(cell.Variant(sv.Variant)) {
 			what = "a prebuilt package"
 		}
-		line("variant %s is %s: %s", sv.Variant, what, sv.Description)
+		line("variant %s is %s (DA check: %s): %s", sv.Variant, what, sv.DACheck, sv.Description)
 	}
 	for _, c := range r.Cells {
 		if c.Err != "" {
@@ -201,7 +204,7 @@ func (r *Report) markdown(w io.Writer) error {
 		if i == 0 {
 			fmt.Fprintf(w, "\nVariants from patch series or prebuilt packages:\n\n")
 		}
-		fmt.Fprintf(w, "- `%s`: %s\n", sv.Variant, mdEscape(sv.Description))
+		fmt.Fprintf(w, "- `%s` (DA check: %s): %s\n", sv.Variant, sv.DACheck, mdEscape(sv.Description))
 	}
 	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error.\n")
 	var notes []string

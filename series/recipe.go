@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"cca-testbed/cell"
 )
 
 // RecipeFields is a parsed recipe file: "key: value" lines, "#" comments.
@@ -23,12 +25,16 @@ import (
 //	userspace:   a directory laid out as the guest's root whose files are
 //	             installed (default: userspace/ beside the recipe, if
 //	             present); see CheckGuestPath for where files may go
+//	da-check:    how the host side decides Device Assignment: reg0-bit42
+//	             (RMI feature register 0 bit 42, the RFC's check),
+//	             reg2-bit0 (RMM 2.0's register 2 bit 0) or none (no host
+//	             side); shown by `testbed variants` and the report
 //	who, version, date, message-id, commit: provenance
 //
 // udev and unit may repeat; every other key appears at most once.
 type RecipeFields map[string][]string
 
-var recipeKeys = []string{"name", "description", "base", "series", "config", "udev", "unit", "userspace",
+var recipeKeys = []string{"name", "description", "base", "series", "config", "udev", "unit", "userspace", "da-check",
 	"who", "version", "date", "message-id", "commit"}
 
 // ParseRecipe reads a recipe file.
@@ -52,6 +58,11 @@ func ParseRecipe(data []byte) (RecipeFields, error) {
 		}
 		if len(f[k]) > 0 && k != "udev" && k != "unit" {
 			return nil, fmt.Errorf("%w: recipe line %d: %s given twice", ErrFormat, i+1, k)
+		}
+		if k == "da-check" {
+			if _, err := cell.ParseDACheck(v); err != nil {
+				return nil, fmt.Errorf("%w: recipe line %d: da-check %q: want one of %s", ErrFormat, i+1, clip(v), daCheckNames())
+			}
 		}
 		f[k] = append(f[k], v)
 	}
@@ -100,6 +111,7 @@ func readRecipeDir(ctx context.Context, dir string) (*Recipe, error) {
 		r.Name = n
 	}
 	r.Description = f.get("description")
+	r.DACheck = cell.DACheck(f.get("da-check")) // checked by ParseRecipe
 	if b := f.get("base"); b != "" {
 		r.Base = rel(b)
 		if st, err := os.Stat(filepath.Join(r.Base, "Makefile")); err != nil || !st.Mode().IsRegular() {
@@ -161,4 +173,12 @@ func validFileName(s string) bool {
 		}
 	}
 	return s != "" && s[0] != '.'
+}
+
+func daCheckNames() string {
+	var s []string
+	for _, d := range cell.DAChecks {
+		s = append(s, string(d))
+	}
+	return strings.Join(s, ", ")
 }

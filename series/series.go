@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"cca-testbed/cell"
 )
 
 // Bounds on what a series may hold. A real series is a few dozen patches
@@ -115,6 +117,8 @@ type Recipe struct {
 	Fragment   []byte // Kconfig fragment, applied after the project's base.config
 	Userspace  []UserspaceFile
 	Provenance Provenance
+	// DACheck is the recipe's da-check: "" when it gives none.
+	DACheck cell.DACheck
 }
 
 // Prefix is the recipe with only its first n patches (bisect's steps).

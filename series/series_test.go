@@ -102,7 +102,7 @@ func TestReadEmptyRecipe(t *testing.T) {
 			t.Fatal(err)
 		}
 		for n, s := range map[string]string{
-			"recipe":        "description: the base as it is\nwho: A Distro\nversion: 1.0-1\ndate: 2026-11-15\n",
+			"recipe":        "description: the base as it is\nda-check: none\nwho: A Distro\nversion: 1.0-1\ndate: 2026-11-15\n",
 			"series":        series,
 			"kernel.config": "CONFIG_PRINTK_TIME=y\n",
 		} {
@@ -114,8 +114,8 @@ func TestReadEmptyRecipe(t *testing.T) {
 		if err != nil {
 			t.Fatalf("series %q: %v", series, err)
 		}
-		if r.Name != "baseline" || len(r.Patches) != 0 || string(r.Fragment) != "CONFIG_PRINTK_TIME=y\n" {
-			t.Errorf("series %q: name %q, %d patches, fragment %q", series, r.Name, len(r.Patches), r.Fragment)
+		if r.Name != "baseline" || len(r.Patches) != 0 || string(r.Fragment) != "CONFIG_PRINTK_TIME=y\n" || r.DACheck != "none" {
+			t.Errorf("series %q: name %q, %d patches, fragment %q, da-check %q", series, r.Name, len(r.Patches), r.Fragment, r.DACheck)
 		}
 		want := "the base as it is (no patches); by A Distro; version 1.0-1; date 2026-11-15; quilt " + dir
 		if got := r.Summary(); got != want {
@@ -211,6 +211,8 @@ func TestReadErrors(t *testing.T) {
 		{"empty dir", mk(nil), "no series file"},
 		{"bad recipe key", mk(map[string]string{"recipe": "colour: blue\n"}), "want KEY: VALUE"},
 		{"recipe key twice", mk(map[string]string{"recipe": "name: a\nname: b\n"}), "given twice"},
+		{"bad da-check", mk(map[string]string{"recipe": "da-check: reg0-bit43\n"}), `recipe line 1: da-check "reg0-bit43": want one of reg0-bit42, reg2-bit0, none`},
+		{"da-check twice", mk(map[string]string{"recipe": "da-check: none\nda-check: reg2-bit0\n"}), "given twice"},
 		{"bad name", mk(map[string]string{"recipe": "name: Not Valid\n", "series": "p\n", "p": one}), "variant name"},
 		{"quilt escapes", mk(map[string]string{"series": "../etc/passwd\n"}), "outside the series directory"},
 		{"empty quilt, no recipe", mk(map[string]string{"series": "# nothing yet\n"}), "lists no patches"},

@@ -30,14 +30,18 @@ func TestKnownToCell(t *testing.T) {
 		if !cell.FromRecipe(v) {
 			t.Errorf("%s: cell does not mark it as built from a recipe", v)
 		}
-		var desc string
+		var info cell.VariantInfo
 		for _, vi := range cell.Variants {
 			if vi.Name == v {
-				desc = vi.Description
+				info = vi
 			}
 		}
-		if want := "recipe: " + r.Summary(); desc != want {
-			t.Errorf("%s: cell's description\n %q\nwant the recipe's\n %q", v, desc, want)
+		if want := "recipe: " + r.Summary(); info.Description != want {
+			t.Errorf("%s: cell's description\n %q\nwant the recipe's\n %q", v, info.Description, want)
+		}
+		// Every built-in recipe says how its host side decides DA.
+		if r.DACheck == "" || info.DACheck != r.DACheck {
+			t.Errorf("%s: da-check: recipe %q, cell %q; want the recipe's, and stated", v, r.DACheck, info.DACheck)
 		}
 		// A recipe without patches (stock) is a distro's source package as
 		// shipped: its version names it, there is no commit of ours. A

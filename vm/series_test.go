@@ -26,7 +26,7 @@ func TestSeriesRealm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unregister, err := cell.Register(cell.VariantInfo{Name: cell.Variant(r.Name), Description: "series: " + r.Summary()})
+	unregister, err := cell.Register(cell.VariantInfo{Name: cell.Variant(r.Name), Description: "series: " + r.Summary(), DACheck: r.DACheck})
 	if err != nil {
 		t.Fatal(err)
 	}

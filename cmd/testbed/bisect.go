@@ -60,7 +60,7 @@ func runBisect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if c.Userspace, err = cell.ParseUserspace(*userspace); err != nil {
 		return usagef("bisect: %v", err)
 	}
-	unregister, err := cell.Register(cell.VariantInfo{Name: c.Variant, Description: "series: " + r.Summary()})
+	unregister, err := cell.Register(cell.VariantInfo{Name: c.Variant, Description: "series: " + r.Summary(), DACheck: r.DACheck})
 	if err != nil {
 		return usagef("bisect %s: %v", fs.Arg(0), err)
 	}

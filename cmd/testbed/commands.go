@@ -43,9 +43,12 @@ func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() != 0 {
 		return usagef("variants: takes no arguments, got %q", fs.Arg(0))
 	}
+	// DA CHECK: how the host side decides Device Assignment (cell.DACheck);
+	// a host cell's DA is real only when its firmware answers there.
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "VARIANT\tDA CHECK\tDESCRIPTION\n")
 	for _, v := range cell.Variants {
-		fmt.Fprintf(tw, "%s\t%s\n", v.Name, v.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.DACheck, v.Description)
 	}
 	return tw.Flush()
 }

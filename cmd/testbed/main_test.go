@@ -115,6 +115,12 @@ func TestVariants(t *testing.T) {
 			t.Errorf("variants output lacks %s", v.Name)
 		}
 	}
+	// The DA check is a column: the glue's RFC check, none for recipes.
+	for _, want := range []string{"DA CHECK", "platform            reg0-bit42", "smccc-bus-next      none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("variants output lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // TestEmulatedMatrixJSON is the acceptance check: every cell of the default

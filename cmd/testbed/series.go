@@ -32,7 +32,7 @@ func (o *backendOptions) loadSeries(ctx context.Context, sel *selection, nargs i
 	if err != nil {
 		return usagef("--variant-from: %v", err)
 	}
-	unregister, err := cell.Register(cell.VariantInfo{Name: cell.Variant(r.Name), Description: "series: " + r.Summary()})
+	unregister, err := cell.Register(cell.VariantInfo{Name: cell.Variant(r.Name), Description: "series: " + r.Summary(), DACheck: r.DACheck})
 	if err != nil {
 		return usagef("--variant-from %s: %v", o.variantFrom, err)
 	}

@@ -45,7 +45,8 @@ func TestVariantFromRefusals(t *testing.T) {
 
 func TestVariantsFromSeries(t *testing.T) {
 	out, _, code := testbed(t, "variants", "--variant-from", testSeries+"applies")
-	if code != exitOK || !strings.Contains(out, "applies-demo") || !strings.Contains(out, "by cca-testbed <tests@cca-testbed.invalid>; version v1") {
+	if code != exitOK || !strings.Contains(out, "applies-demo") || !strings.Contains(out, "by cca-testbed <tests@cca-testbed.invalid>; version v1") ||
+		!strings.Contains(out, "applies-demo        not stated") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
