@@ -27,6 +27,10 @@ const (
 	// Boot: the kernel under test failed to come up (panic, oops, stall).
 	// Nothing was measured, but unlike Infra it is a finding about the cell.
 	Boot Status = "boot"
+	// Measured: a value read with nothing recorded to grade it against,
+	// as in the cells of a series a user brings (Expectations.ForSeries).
+	// It is shown, and neither passes nor fails.
+	Measured Status = "measured"
 )
 
 // Measured values with a fixed meaning. A measurement is a string, not a
@@ -190,6 +194,9 @@ func list(xs []string) string {
 	return strings.Join(slices.Compact(xs), ",")
 }
 
+// notGraded is the reason of a Measured result.
+const notGraded = "no expectation recorded for a variant from a patch series"
+
 // Run measures every check on s and grades it against exp for cell.
 func Run(cell string, s *snapshot.Snapshot, exp *Expectations) []Result {
 	out := make([]Result, 0, len(All))
@@ -200,6 +207,8 @@ func Run(cell string, s *snapshot.Snapshot, exp *Expectations) []Result {
 		switch {
 		case v == Unknown:
 			r.Status, r.Reason = Skip, "the probe did not run in this backend"
+		case !ok && exp != nil && exp.measureRest:
+			r.Status, r.Reason = Measured, notGraded
 		case !ok:
 			r.Status, r.Reason = Fail, "no expectation recorded for this cell"
 		case e.Value != v:

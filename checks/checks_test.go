@@ -143,6 +143,52 @@ x/y cvm-unit active
 	}
 }
 
+// TestForSeries: a series' cells are graded only by lines that name the
+// series itself; what the defaults ("*/*", "*/realm*") would say is not
+// applied, and a check nothing names is Measured with its value.
+func TestForSeries(t *testing.T) {
+	e, err := ParseExpectations(strings.NewReader(`
+*/*              tsm0      devices/platform/arm-rmi-dev
+*/*              devices   none
+*/realm*         autoload  none
+my*/realm        bound     none
+my-series/realm  devices   arm-rsi-dev
+my-series/r*     autoload  cca_guest_tsm,tsm_report xfail: named by the user
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		exp  *Expectations
+		want map[string]Status
+	}{
+		{"series", e.ForSeries("my-series"), map[string]Status{
+			"tsm0": Measured, "devices": Fail, "autoload": XFail, "bound": Measured, "cvm-unit": Skip, "modalias": Measured}},
+		{"other series", e.ForSeries("other"), map[string]Status{
+			"tsm0": Measured, "devices": Measured, "autoload": Measured, "cvm-unit": Skip}},
+		{"nil", (*Expectations)(nil).ForSeries("my-series"), map[string]Status{"tsm0": Measured, "cvm-unit": Skip}},
+		{"graded as built-in", e, map[string]Status{"tsm0": Fail, "devices": Fail, "bound": Fail, "modalias": Fail}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string]Result{}
+			for _, r := range Run("my-series/realm", realmSnapshot(), tt.exp) {
+				got[r.Check] = r
+			}
+			for check, st := range tt.want {
+				r := got[check]
+				if r.Status != st {
+					t.Errorf("%s: status %s (measured %q, expected %q), want %s", check, r.Status, r.Measured, r.Expected, st)
+				}
+				if st == Measured && (r.Expected != "" || r.Measured == "" || r.Reason != notGraded) {
+					t.Errorf("%s: measured %q, expected %q, reason %q: want the value, no expectation, the reason", check, r.Measured, r.Expected, r.Reason)
+				}
+			}
+		})
+	}
+}
+
 // TestDefaultCoversMatrix keeps the recorded expectations complete: every
 // cell of the default matrix has a value for every check.
 func TestDefaultCoversMatrix(t *testing.T) {

@@ -32,7 +32,29 @@ type Expectation struct {
 
 // Expectations is the parsed file. Later lines override earlier ones, so
 // broad patterns come first and specific cells after them.
-type Expectations struct{ lines []Expectation }
+type Expectations struct {
+	lines []Expectation
+	// measureRest: a check no line covers is Measured, not Fail (ForSeries).
+	measureRest bool
+}
+
+// ForSeries returns the expectations that grade the cells of variant, a
+// series a user brought: only the lines that name it, without a pattern
+// in the variant part ("my-series/realm*" grades, "*/*" does not), since
+// the patterns describe the built-in variants. Checks no such line covers
+// are Measured.
+func (e *Expectations) ForSeries(variant string) *Expectations {
+	out := &Expectations{measureRest: true}
+	if e == nil {
+		return out
+	}
+	for _, l := range e.lines {
+		if v, _, _ := strings.Cut(l.Cells, "/"); v == variant {
+			out.lines = append(out.lines, l)
+		}
+	}
+	return out
+}
 
 // Lookup finds the expectation of a check for a cell.
 func (e *Expectations) Lookup(cell, check string) (Expectation, bool) {

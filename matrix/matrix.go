@@ -171,6 +171,9 @@ func RunCell(ctx context.Context, b Backend, c cell.Cell, exp *checks.Expectatio
 		return r, err
 	}
 	s.Meta.Cell = c.String()
+	if cell.FromSeries(c.Variant) {
+		exp = exp.ForSeries(string(c.Variant)) // the defaults describe the built-in variants
+	}
 	return CellResult{Cell: c, Name: c.String(), Snapshot: s, Results: checks.Run(c.String(), s, exp), Dir: dir}, nil
 }
 

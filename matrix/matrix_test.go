@@ -121,6 +121,46 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestSeriesCellsMeasured: the cells of a variant from a user's series
+// are not graded against the built-in variants' defaults: every check is
+// measured (or skipped), none fails, and the run has no error.
+func TestSeriesCellsMeasured(t *testing.T) {
+	unregister, err := cell.Register(cell.VariantInfo{Name: "my-series"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	tests := []struct {
+		variant cell.Variant
+		want    checks.Status
+	}{
+		{"my-series", checks.Measured},
+		{cell.Platform, checks.Fail}, // a built-in cell keeps its grading: a realm should say cca
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.variant), func(t *testing.T) {
+			b := &fakeBackend{start: func(cell.Cell) (guest.Guest, error) { return plainGuest("none", 1), nil }}
+			c := cell.Cell{Variant: tt.variant, Role: cell.Realm, Userspace: cell.Forky}
+			res, err := Run(context.Background(), b, []cell.Cell{c}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []checks.Status
+			for _, r := range res[0].Results {
+				if r.Check == "cvm-systemd" {
+					got = append(got, r.Status)
+				}
+				if tt.want == checks.Measured && r.Status != checks.Measured && r.Status != checks.Skip {
+					t.Errorf("%s %s: %s, want measured", c, r.Check, r.Status)
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("%s cvm-systemd: %v, want %s", c, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSnapshotHelperFails(t *testing.T) {
 	g := plainGuest("none", 1)
 	g[snapshot.StepHelper] = guest.Result{ExitCode: 2, Stderr: []byte("sysfs-snapshot: open /sys: permission denied\n")}

@@ -1,8 +1,9 @@
 // Package report renders matrix results: a table for terminals, JSON for
 // tools, JUnit XML for CI, Markdown for pull requests and HTML for readers.
 // Every format carries every result class (pass, fail, xfail, boot, skip,
-// error) separately: a kernel that failed to boot is a finding, a harness
-// error is not.
+// error, measured) separately: a kernel that failed to boot is a finding,
+// a harness error is not, and a user's series, with no expectations
+// recorded, is measured, not graded.
 //
 // Tests: go test ./report (golden files in testdata, -update regenerates).
 package report
@@ -76,14 +77,19 @@ func New(backend string, started time.Time, elapsed time.Duration, cells []matri
 	return r
 }
 
-// OK reports whether every check passed or failed as expected.
+// OK reports whether every check passed, failed as expected or was
+// measured with nothing to grade it against.
 func (r *Report) OK() bool {
-	return r.Summary.By[checks.Pass]+r.Summary.By[checks.XFail] == r.Summary.Checks
+	return r.Summary.By[checks.Pass]+r.Summary.By[checks.XFail]+r.Summary.By[checks.Measured] == r.Summary.Checks
 }
 
 func (s Summary) String() string {
-	return fmt.Sprintf("%d cells, %d checks: %d pass, %d xfail, %d fail, %d boot, %d skip, %d error",
+	out := fmt.Sprintf("%d cells, %d checks: %d pass, %d xfail, %d fail, %d boot, %d skip, %d error",
 		s.Cells, s.Checks, s.By[checks.Pass], s.By[checks.XFail], s.By[checks.Fail], s.By[checks.Boot], s.By[checks.Skip], s.By[checks.Infra])
+	if n := s.By[checks.Measured]; n > 0 {
+		out += fmt.Sprintf(", %d measured (not graded)", n) // only runs with a user's series have them
+	}
+	return out
 }
 
 // Write renders r in format.
@@ -142,6 +148,8 @@ func (r *Report) text(w io.Writer) error {
 				line("%s %s: xfail %s (%s)", c.Name, res.Check, res.Measured, res.Reason)
 			case checks.Skip:
 				line("%s %s: skip (%s)", c.Name, res.Check, res.Reason)
+			case checks.Measured:
+				line("%s %s: measured %s (not graded)", c.Name, res.Check, res.Measured)
 			}
 		}
 	}
@@ -206,7 +214,7 @@ func (r *Report) markdown(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "- `%s` (DA check: %s): %s\n", sv.Variant, sv.DACheck, mdEscape(sv.Description))
 	}
-	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error.\n")
+	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error, 📏 measured, not graded (a variant from a patch series has no recorded expectations).\n")
 	var notes []string
 	for _, c := range r.Cells {
 		if c.Err != "" {
@@ -214,7 +222,7 @@ func (r *Report) markdown(w io.Writer) error {
 			continue
 		}
 		for _, res := range c.Results {
-			if res.Status != checks.Pass {
+			if res.Status != checks.Pass && res.Status != checks.Measured { // the table shows a measured value
 				notes = append(notes, fmt.Sprintf("- `%s` %s: %s %s%s", c.Name, res.Check, mark(res.Status), mdEscape(res.Measured), suffix(mdEscape(res.Reason))))
 			}
 		}
@@ -239,6 +247,8 @@ func mark(s checks.Status) string {
 		return "⏭"
 	case checks.Boot:
 		return "🔥"
+	case checks.Measured:
+		return "📏"
 	}
 	return "💥"
 }
@@ -280,7 +290,8 @@ type junitMsg struct {
 
 // junit maps xfail to a passing case whose output says "xfail: reason":
 // JUnit has no expected-failure class, and counting it as skipped would
-// hide that it was measured. A kernel that failed to boot is a failure of
+// hide that it was measured. A measured (ungraded) check is a passing case
+// whose output says "measured, not graded". A kernel that failed to boot is a failure of
 // type "boot" (a finding); a harness error is an error of type "infra".
 func (r *Report) junit(w io.Writer) error {
 	out := junitSuites{Name: "cca-testbed " + r.Backend}
@@ -305,6 +316,8 @@ func (r *Report) junit(w io.Writer) error {
 				s.Skipped++
 			case checks.XFail:
 				tc.SystemOut = "xfail: " + msg + "\n" + evidence
+			case checks.Measured:
+				tc.SystemOut = "measured " + res.Measured + ", not graded: " + res.Reason + "\n" + evidence
 			default:
 				tc.SystemOut = "measured " + res.Measured + "\n" + evidence
 			}

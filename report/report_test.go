@@ -20,9 +20,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// sample is a two-cell run graded against a small expectations file, so
-// every status appears: pass, xfail, fail, skip, an infrastructure error and
-// a kernel that failed to boot.
+// sample is a four-cell run graded against a small expectations file, so
+// every status appears: pass, xfail, fail, skip, an infrastructure error,
+// a kernel that failed to boot, and a user's series measured, not graded.
 func sample(t *testing.T) *Report {
 	t.Helper()
 	exp, err := checks.ParseExpectations(strings.NewReader(`
@@ -53,11 +53,20 @@ faux/realm     cvm-systemd   none   xfail: systemd looks for arm-cca-dev only
 	faux := cell.Cell{Variant: cell.Faux, Role: cell.Realm, Userspace: cell.Forky}
 	plat := cell.Cell{Variant: cell.Platform, Role: cell.Realm, Userspace: cell.Forky}
 	bus := cell.Cell{Variant: cell.SMCCCBus, Role: cell.Realm, Userspace: cell.Forky}
+	unregister, err := cell.Register(cell.VariantInfo{Name: "my-series", Description: "series: renames the realm device (1 patch); by A <a@example.invalid>; version v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unregister)
+	mine := cell.Cell{Variant: "my-series", Role: cell.Realm, Userspace: cell.Forky}
+	ms := *s // the same facts, measured in the series' cell
+	ms.Meta.Cell = mine.String()
 	panicked := errors.New("smccc-bus/realm: boot failed: kernel panic: Kernel panic - not syncing: Attempted to kill init!")
 	cells := []matrix.CellResult{
 		{Cell: faux, Name: faux.String(), Snapshot: s, Results: checks.Run(faux.String(), s, exp), Duration: 1500 * time.Millisecond},
 		{Cell: plat, Name: plat.String(), Results: checks.Infrastructure(plat.String(), os.ErrDeadlineExceeded), Err: "boot: i/o timeout", Class: matrix.ClassInfra},
 		{Cell: bus, Name: bus.String(), Results: checks.BootFailed(bus.String(), panicked), Err: panicked.Error(), Class: matrix.ClassBoot},
+		{Cell: mine, Name: mine.String(), Snapshot: &ms, Results: checks.Run(mine.String(), &ms, exp.ForSeries("my-series")), Duration: 1400 * time.Millisecond},
 	}
 	return New("test", time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), 2*time.Second, cells)
 }
@@ -91,12 +100,39 @@ func TestGolden(t *testing.T) {
 func TestSummaryAndOK(t *testing.T) {
 	r := sample(t)
 	got := r.Summary.String()
-	want := "3 cells, 27 checks: 6 pass, 1 xfail, 1 fail, 9 boot, 1 skip, 9 error"
+	want := "4 cells, 36 checks: 6 pass, 1 xfail, 1 fail, 9 boot, 2 skip, 9 error, 8 measured (not graded)"
 	if got != want {
 		t.Errorf("summary %q, want %q", got, want)
 	}
 	if r.OK() {
 		t.Errorf("OK() with failures = true")
+	}
+}
+
+// TestOK: measured checks (a user's series) are no failure; every class
+// that is one still makes the run not OK.
+func TestOK(t *testing.T) {
+	tests := []struct {
+		statuses []checks.Status
+		ok       bool
+	}{
+		{[]checks.Status{checks.Pass, checks.XFail, checks.Measured}, true},
+		{[]checks.Status{checks.Measured, checks.Measured}, true},
+		{[]checks.Status{checks.Measured, checks.Fail}, false},
+		{[]checks.Status{checks.Measured, checks.Skip}, false},
+		{[]checks.Status{checks.Measured, checks.Boot}, false},
+		{[]checks.Status{checks.Measured, checks.Infra}, false},
+	}
+	for _, tt := range tests {
+		var res []checks.Result
+		for _, st := range tt.statuses {
+			res = append(res, checks.Result{Status: st})
+		}
+		c := cell.Cell{Variant: cell.Platform, Role: cell.Plain, Userspace: cell.Forky}
+		r := New("test", time.Now(), 0, []matrix.CellResult{{Cell: c, Name: c.String(), Results: res}})
+		if r.OK() != tt.ok {
+			t.Errorf("%v: OK() = %v, want %v", tt.statuses, r.OK(), tt.ok)
+		}
 	}
 }
 
@@ -110,7 +146,7 @@ func TestMachineReadable(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatalf("json output does not parse: %v", err)
 	}
-	if len(back.Cells) != 3 || back.Cells[0].Results[0].Check != "tsm0" {
+	if len(back.Cells) != 4 || back.Cells[0].Results[0].Check != "tsm0" {
 		t.Errorf("json lost cells: %+v", back.Cells)
 	}
 	if c := back.Cells[2]; c.Class != matrix.ClassBoot || c.Results[0].Status != checks.Boot || back.Cells[1].Class != matrix.ClassInfra {
@@ -126,8 +162,8 @@ func TestMachineReadable(t *testing.T) {
 	}
 	// The 9 checks of the cell whose kernel panicked are failures (a
 	// finding), typed "boot"; the harness's are errors, typed "infra".
-	if suites.Fails != 10 || suites.Errors != 9 || suites.Skipped != 1 {
-		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 10, 9, 1", suites.Fails, suites.Errors, suites.Skipped)
+	if suites.Fails != 10 || suites.Errors != 9 || suites.Skipped != 2 {
+		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 10, 9, 2", suites.Fails, suites.Errors, suites.Skipped)
 	}
 	for _, s := range suites.Suites {
 		for _, tc := range s.Cases {
