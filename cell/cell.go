@@ -58,6 +58,10 @@ const (
 	// patch posted), built from its recipe (variants/faux-tree) with its
 	// udev rule as the userspace part.
 	FauxTree Variant = "faux-tree"
+	// TSMNull is the "no device" position of July 2025 (Jason Gunthorpe,
+	// Dan Williams; no patch posted): a host module calls
+	// tsm_register(NULL), built from its recipe (variants/tsm-null).
+	TSMNull Variant = "tsm-null"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -105,7 +109,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true}
+var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true, TSMNull: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -139,13 +143,14 @@ var Variants = []VariantInfo{
 	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device", DAReg0Bit42},
 	// The recipe's Summary (variants' tests keep the two equal).
 	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus", DANone},
-	{Virtual, "tsm_register(NULL): no device, tsm0 under /sys/devices/virtual/tsm", DAReg0Bit42},
+	{Virtual, "project glue (kernel-configs), not a posted patch: tsm_register(NULL) from the glue's answers, no device, tsm0 under /sys/devices/virtual/tsm; tsm-null is the position as a recipe", DAReg0Bit42},
 	{ModuleFaux, "tdx-host pattern: a module loaded by a feature alias creates its own faux device", DAReg0Bit42},
 	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock", DANone},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next", DANone},
 	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5", DANone},
 	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side", DANone},
 	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`, DANone},
+	{TSMNull, "recipe: proposal without a posted patch (Jason Gunthorpe, Dan Williams; Jonathan Cameron objecting): built-in arm_cca_host asks RMI_VERSION(1.0) and RMI_FEATURES(0) bit 42 over SMC and, with DA, calls tsm_register(NULL): tsm0 under /sys/devices/virtual/tsm, no device, no modalias; realm side as stock 7.3 (arm-cca-dev) (1 patch); by Jason Gunthorpe, Dan Williams (proposal, no patch); version proposal in the RFC v1 11/38 thread; date 2025-07-31; message-id 20250731121133.GP26511@ziepe.ca; quilt variants/tsm-null", DAReg0Bit42},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

@@ -72,6 +72,9 @@ type kernelSpec struct {
 	// init creates faux arm-rsi-dev below the faux arm-smccc device and
 	// registers tsm0 under it. The series selects the TSM core.
 	fauxTree bool
+	// tsmNull: the series' host module is built in and selects the TSM
+	// core (variants/tsm-null); the realm side is stock 7.3's.
+	tsmNull bool
 	// rules is the recipe's userspace part as udev runs it at coldplug:
 	// called for each device's add event, after the alias autoload.
 	rules func(c *core, dev *device)
@@ -187,6 +190,10 @@ var kernels = map[cell.Variant]kernelSpec{
 		upstream: true, fauxTree: true,
 		glue:  fauxTree,
 		rules: fauxTreeRule,
+	},
+	cell.TSMNull: {
+		upstream: true, tsmNull: true,
+		glue: tsmNull,
 	},
 	cell.Stock: {
 		upstream: true,
@@ -323,6 +330,22 @@ func fauxTreeRule(c *core, dev *device) {
 	c.modprobe(ccaGuest)
 }
 
+// tsmNull is the "no device" position (variants/tsm-null): upstream's
+// rsi.c for the realm, and the built-in arm_cca_host, whose init asks the
+// firmware itself with real SMCs (arm_smccc_1_1_invoke): RMI_VERSION(1.0)
+// and RMI_FEATURES(0) bit 42, exactly d.RMI and d.DA. Without an SMCCC
+// 1.1 conduit (QEMU's own PSCI, under the model's host-da and host-noda
+// cells) every call answers NOT_SUPPORTED, whatever the rmi profile would
+// say: the model's answers reach only the project's glue, which this
+// kernel does not carry. With DA it registers tsm0 with no parent, under
+// devices/virtual/tsm; otherwise nothing.
+func tsmNull(c *core, b buses, d rmi.Decisions) {
+	upstreamRSI(c, b, d)
+	if d.SMCCC11 && hostDevice(d) {
+		c.classDeviceAdd("tsm", "tsm0", nil)
+	}
+}
+
 // modules is the kernel's modules.alias and modules.dep, as file2alias
 // and depmod write them for our MODULE_DEVICE_TABLEs.
 func (k kernelSpec) modules() *kmod.Index {
@@ -382,7 +405,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 		}})
 	}
-	if !k.upstream || k.fauxTree { // the TSM core is built in
+	if !k.upstream || k.fauxTree || k.tsmNull { // the TSM core is built in
 		c.classRegister("tsm")
 	}
 	// faux_driver is built in and binds every faux device at creation.

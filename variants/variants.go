@@ -29,7 +29,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin faux-tree
+//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin faux-tree tsm-null
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.
