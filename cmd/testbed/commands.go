@@ -58,15 +58,53 @@ type selection struct{ variants, roles, userspaces string }
 
 func (s *selection) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.variants, "variant", "", "comma-separated variants (default all: "+cell.VariantNames()+")")
-	fs.StringVar(&s.roles, "role", "", "comma-separated roles (default all: host-da, host-noda, realm, plain; host is the role of cells on real firmware)")
+	fs.StringVar(&s.roles, "role", "", "comma-separated roles (default all: host-da, host-noda, realm, plain; host is the role of cells on real firmware); a role means its cells on forky, ROLE@trixie (realm@trixie) the trixie ones, host@FIRMWARE one firmware build")
 	fs.StringVar(&s.userspaces, "userspace", "", "comma-separated guest userspaces (default: forky for every cell, plus trixie for realm cells)")
+}
+
+// roleSel is one --role entry: ROLE[@FIRMWARE][@USERSPACE]. A role
+// without a userspace means the default one (forky) unless --userspace
+// names others, so --role realm is one cell per variant and realm@trixie
+// is asked for by name; no firmware means every firmware build (host).
+type roleSel struct {
+	role cell.Role
+	fw   cell.Firmware
+	us   cell.Userspace
+}
+
+func parseRoleSel(f string) (roleSel, error) {
+	name, quals, ok := strings.Cut(f, "@")
+	r, err := cell.ParseRole(name)
+	if err != nil || !ok {
+		return roleSel{role: r}, err
+	}
+	// cell.Parse reads and checks the qualifiers as in a cell name.
+	c, err := cell.Parse(string(cell.Platform) + "/" + name + "@" + quals)
+	if err != nil {
+		return roleSel{}, fmt.Errorf("--role %s: %w", f, err)
+	}
+	rs := roleSel{role: r, fw: c.Firmware}
+	for _, q := range strings.Split(quals, "@") {
+		if _, err := cell.ParseUserspace(q); err == nil {
+			rs.us = c.Userspace
+		}
+	}
+	return rs, nil
+}
+
+func (r roleSel) match(c cell.Cell, userspaces []cell.Userspace) bool {
+	us := r.us
+	if us == "" && len(userspaces) == 0 {
+		us = cell.DefaultUserspace
+	}
+	return c.Role == r.role && (r.fw == "" || c.Firmware == r.fw) && (us == "" || c.Userspace == us)
 }
 
 // cells filters the default matrix, or builds the full product when the
 // user named userspaces explicitly.
 func (s *selection) cells() ([]cell.Cell, error) {
 	var vs []cell.Variant
-	var rs []cell.Role
+	var rs []roleSel
 	var us []cell.Userspace
 	for _, f := range split(s.variants) {
 		v, err := cell.ParseVariant(f)
@@ -76,7 +114,7 @@ func (s *selection) cells() ([]cell.Cell, error) {
 		vs = append(vs, v)
 	}
 	for _, f := range split(s.roles) {
-		r, err := cell.ParseRole(f)
+		r, err := parseRoleSel(f)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +141,7 @@ func (s *selection) cells() ([]cell.Cell, error) {
 		}
 	}
 	for _, c := range candidates {
-		if (len(vs) == 0 || slices.Contains(vs, c.Variant)) && (len(rs) == 0 || slices.Contains(rs, c.Role)) {
+		if (len(vs) == 0 || slices.Contains(vs, c.Variant)) && (len(rs) == 0 || slices.ContainsFunc(rs, func(r roleSel) bool { return r.match(c, us) })) {
 			out = append(out, c)
 		}
 	}
@@ -484,15 +522,25 @@ func cellArg(fs *flagSet, sel selection) (cell.Cell, error) {
 			return cell.Cell{}, err
 		}
 		c := cell.Cell{Variant: v, Role: cell.Realm, Userspace: cell.DefaultUserspace}
+		var rs roleSel
 		if sel.roles != "" {
-			if c.Role, err = cell.ParseRole(sel.roles); err != nil {
+			if rs, err = parseRoleSel(sel.roles); err != nil {
 				return cell.Cell{}, err
+			}
+			c.Role, c.Firmware = rs.role, rs.fw
+			if rs.us != "" {
+				c.Userspace = rs.us
 			}
 		}
 		if sel.userspaces != "" {
-			if c.Userspace, err = cell.ParseUserspace(sel.userspaces); err != nil {
+			u, err := cell.ParseUserspace(sel.userspaces)
+			if err != nil {
 				return cell.Cell{}, err
 			}
+			if rs.us != "" && u != rs.us {
+				return cell.Cell{}, usagef("%s: --userspace %s contradicts --role %s: give the userspace once", fs.Name(), u, sel.roles)
+			}
+			c.Userspace = u
 		}
 		return c, nil
 	}

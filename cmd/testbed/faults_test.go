@@ -175,7 +175,7 @@ func TestWriteAllGoesOn(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := testbed(t, "matrix", "--variant", "faux", "--role", "realm", "--out", dir)
+	out, stderr, code := testbed(t, "matrix", "--variant", "faux", "--role", "realm,realm@trixie", "--out", dir)
 	if code != exitError || !strings.Contains(stderr, "writing "+blocked) {
 		t.Errorf("exit %d, stderr %q; want exit 2 naming %s", code, stderr, blocked)
 	}
@@ -250,7 +250,7 @@ func TestOutReused(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := testbed(t, "matrix", "--variant", "faux", "--role", "realm", "--out", dir); code != exitOK {
+	if _, stderr, code := testbed(t, "matrix", "--variant", "faux", "--role", "realm,realm@trixie", "--out", dir); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, gone := range []string{"snapshots/platform_realm.snap", "snapshots/platform_realm@trixie.snap", "cells/platform_realm", "cells/platform_realm.2"} {
