@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,10 +11,10 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"cca-testbed/cell"
 	kernelconfigs "cca-testbed/kernel-configs"
+	"cca-testbed/series"
 )
 
 func TestParseFragment(t *testing.T) {
@@ -150,7 +151,11 @@ func TestEmbeddedFragments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			frag, err := in.fragment(v)
+			r, err := in.recipe(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frag, _, err := seriesFragment(in.base, r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,139 +203,70 @@ func TestEmbeddedFragments(t *testing.T) {
 	}
 }
 
-func TestPatchedFiles(t *testing.T) {
-	patch := "--- a/x/Kconfig\n+++ b/x/Kconfig\n@@ -1 +1 @@\n-a\n+b\n" +
-		"--- /dev/null\n+++ b/include/new.h\t2026-01-01\n@@ -0,0 +1 @@\n+c\n" +
-		"+++ b/../escape\n"
-	got := patchedFiles([]byte(patch))
-	want := []string{"x/Kconfig", "include/new.h"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	// The shipped patches must all name files below the tree.
-	ents, err := fs.ReadDir(kernelconfigs.FS, "patches")
-	if err != nil || len(ents) == 0 {
-		t.Fatalf("no patches embedded: %v", err)
-	}
-	for _, e := range ents {
-		b, _ := fs.ReadFile(kernelconfigs.FS, "patches/"+e.Name())
-		if len(patchedFiles(b)) == 0 {
-			t.Errorf("%s: no +++ b/ lines", e.Name())
-		}
-	}
-}
-
-func TestSyncSrc(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cca_testbed")
-	if err := syncSrc(dir, map[string][]byte{"a.c": []byte("a"), "b.c": []byte("b")}); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	for _, n := range []string{"a.c", "b.c"} {
-		if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "stray.o"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syncSrc(dir, map[string][]byte{"a.c": []byte("a"), "b.c": []byte("B")}); err != nil {
-		t.Fatal(err)
-	}
-	for n, want := range map[string]string{"a.c": "a", "b.c": "B"} {
-		got, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil || string(got) != want {
-			t.Errorf("%s = %q, %v; want %q", n, got, err, want)
-		}
-	}
-	if info, _ := os.Stat(filepath.Join(dir, "a.c")); !info.ModTime().Equal(old) {
-		t.Errorf("unchanged a.c was rewritten (mtime %v): kbuild would recompile it", info.ModTime())
-	}
-	if info, _ := os.Stat(filepath.Join(dir, "b.c")); info.ModTime().Equal(old) {
-		t.Error("changed b.c kept its old mtime: kbuild would not recompile it")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "stray.o")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("stray file survived: %v", err)
-	}
-}
-
-func TestKeys(t *testing.T) {
+// TestGlueRecipe: a glue variant is the hook patches in name order, then
+// one patch creating src/, which applies to a tree and reverts cleanly, and
+// is the only patch an edit of the glue's code changes.
+func TestGlueRecipe(t *testing.T) {
+	hook := "--- a/x/Kconfig\n+++ b/x/Kconfig\n@@ -1 +1,2 @@\n a\n+b\n"
 	fsys := fstest.MapFS{
 		"base.config":        {Data: []byte("CONFIG_A=y\n")},
 		"faux.config":        {Data: []byte("CONFIG_B=y\n")},
-		"patches/0001.patch": {Data: []byte("+++ b/x\n")},
-		"src/glue.c":         {Data: []byte("int x;\n")},
+		"patches/0003.patch": {Data: []byte(hook)},
+		"patches/0001.patch": {Data: []byte(hook)},
+		"patches/README":     {Data: []byte("not a patch")},
+		"src/glue.c":         {Data: []byte("int x;\nint y;\n")},
+		"src/Kconfig":        {Data: []byte("config B\n\tbool")}, // no final newline
 	}
 	in, err := readInputs(fsys, cell.Faux)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := in.entryKey(cell.Faux, "src1", "gcc 12")
-	tree := in.treeKey("src1")
-	if !strings.HasPrefix(key, "faux-") {
-		t.Errorf("key %q does not start with the variant", key)
+	r, err := in.recipe(cell.Faux)
+	if err != nil {
+		t.Fatal(err)
 	}
-	changes := map[string]func(*inputs) (string, string){
-		"base": func(c *inputs) (string, string) {
-			c.base = []byte("CONFIG_A=m\n")
-			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
-		},
-		"variant": func(c *inputs) (string, string) {
-			c.variant = nil
-			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
-		},
-		"patch": func(c *inputs) (string, string) {
-			c.patches["0001.patch"] = nil
-			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
-		},
-		"src": func(c *inputs) (string, string) {
-			c.src["glue.c"] = nil
-			return c.entryKey(cell.Faux, "src1", "gcc 12"), c.treeKey("src1")
-		},
-		"source":   func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src2", "gcc 12"), c.treeKey("src2") },
-		"compiler": func(c *inputs) (string, string) { return c.entryKey(cell.Faux, "src1", "gcc 13"), c.treeKey("src1") },
+	var names []string
+	for _, p := range r.Patches {
+		names = append(names, p.Name)
 	}
-	frag := Fragment{"CONFIG_A": "y"}
-	cfgKey := in.configKey(frag, "src1", "gcc 12")
-	for name, k := range map[string]string{
-		"fragment": in.configKey(Fragment{"CONFIG_A": "m"}, "src1", "gcc 12"),
-		"source":   in.configKey(frag, "src2", "gcc 12"),
-		"compiler": in.configKey(frag, "src1", "gcc 13"),
-		"Kconfig": func() string {
-			c, _ := readInputs(fsys, cell.Faux)
-			c.src["Kconfig"] = []byte("x")
-			return c.configKey(frag, "src1", "gcc 12")
-		}(),
-		"patch": func() string {
-			c, _ := readInputs(fsys, cell.Faux)
-			c.patches["0001.patch"] = nil
-			return c.configKey(frag, "src1", "gcc 12")
-		}(),
-	} {
-		if k == cfgKey {
-			t.Errorf("changing the %s kept the saved-config key", name)
-		}
+	if want := []string{"patches/0001.patch", "patches/0003.patch", "src/"}; !slices.Equal(names, want) {
+		t.Fatalf("patches %q, want %q", names, want)
 	}
-	c, _ := readInputs(fsys, cell.Faux)
-	c.src["glue.c"] = []byte("int y;\n")
-	if c.configKey(frag, "src1", "gcc 12") != cfgKey {
-		t.Error("editing glue.c moved the saved-config key: every driver edit would rerun allnoconfig")
+	if r.Name != "faux" || string(r.Fragment) != "CONFIG_B=y\n" {
+		t.Errorf("recipe %q with fragment %q", r.Name, r.Fragment)
 	}
 
-	// Which inputs must move the patched tree: only the pristine source and
-	// the patches; src/ is synced into it.
-	treeMoves := map[string]bool{"patch": true, "source": true}
-	for name, change := range changes {
-		t.Run(name, func(t *testing.T) {
-			c, _ := readInputs(fsys, cell.Faux)
-			k, tr := change(c)
-			if k == key {
-				t.Errorf("changing %s kept the cache key %s", name, key)
-			}
-			if (tr != tree) != treeMoves[name] {
-				t.Errorf("changing %s: tree key moved = %v, want %v", name, tr != tree, treeMoves[name])
-			}
-		})
+	dir := t.TempDir()
+	src := &r.Patches[2]
+	if err := series.Apply(context.Background(), dir, src, 3, false); err != nil {
+		t.Fatal(err)
+	}
+	for n, f := range fsys {
+		rest, ok := strings.CutPrefix(n, "src/")
+		if !ok {
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(dir, srcDir, rest))
+		if err != nil || string(got) != string(f.Data) {
+			t.Errorf("%s applied as %q (%v), want %q", rest, got, err, f.Data)
+		}
+	}
+	if err := series.Apply(context.Background(), dir, src, 3, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, srcDir, "glue.c")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reverting left glue.c behind: %v", err)
+	}
+
+	in.src["glue.c"] = []byte("int z;\n")
+	edited, err := in.recipe(cell.Faux)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Patches {
+		if moved := edited.Patches[i].ID() != r.Patches[i].ID(); moved != (i == 2) {
+			t.Errorf("editing glue.c: patch %s moved = %v", r.Patches[i].Name, moved)
+		}
 	}
 }
 

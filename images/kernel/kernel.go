@@ -4,12 +4,13 @@
 // and the testbed's own kernel code in src/), and caches the result in the
 // shared images.Cache under kind "kernel".
 //
-// All variants built from kernel-configs (Build) share one patched source
-// tree and one out-of-tree build directory, so kbuild's own dependency
-// tracking makes a variant switch a rebuild of what the variant changed
-// (seconds) rather than a cold build (minutes). Series and the variants
-// written as recipes (variants/, stock among them) share the second tree,
-// the series tree (BuildSeries): a cold cache builds two kernels in full.
+// Every variant is built as a series in one shared tree and build
+// directory (BuildSeries): the glue variants of kernel-configs (Build)
+// as the hook patches plus one patch creating src/, the recipes of
+// variants/ (stock among them) and a user's series as they are. kbuild's
+// own dependency tracking then makes a variant switch a rebuild of what
+// the two patch sets touch (about a minute) rather than a cold build, and
+// a cold cache compiles one kernel in full.
 // A cache entry holds:
 //
 //	Image          the arm64 kernel image, booted with -kernel
@@ -36,11 +37,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +50,7 @@ import (
 	"cca-testbed/cell"
 	"cca-testbed/images"
 	kernelconfigs "cca-testbed/kernel-configs"
+	"cca-testbed/series"
 )
 
 // SourceVersion is the Debian linux-source package the kernels are built
@@ -56,10 +59,6 @@ const SourceVersion = "7.3"
 
 // Kind is the images.Cache kind of kernel entries.
 const Kind = "kernel"
-
-// recipe is part of every cache key: bump it when the way a kernel is
-// built or packaged changes, so old entries are not reused.
-const recipe = "kbuild 2: allnoconfig+fragments, system PATH; Image; modules.ext4 of lib/modules"
 
 // ErrNoSource is wrapped when the kernel source or a host tool is missing.
 var ErrNoSource = errors.New("kernel build prerequisite missing")
@@ -148,59 +147,56 @@ func readInputs(fsys fs.FS, v cell.Variant) (*inputs, error) {
 	return in, nil
 }
 
-// fragment is base.config then the variant's fragment.
-func (in *inputs) fragment(v cell.Variant) (Fragment, error) {
-	base, err := ParseFragment("base.config", in.base)
-	if err != nil {
+// srcDir is where kernel-configs/src lands in the tree; patch 0001 hooks
+// it into drivers/virt/coco/{Kconfig,Makefile}.
+const srcDir = "drivers/virt/coco/cca_testbed"
+
+// recipe is glue variant v as a series for the shared series tree: the
+// hook patches (patches/, in name order), then one patch creating src/
+// under srcDir, last so that an edit to the glue's code reapplies only
+// that patch. A switch between a glue variant and a recipe then rebuilds
+// what their patches touch, not a second tree.
+func (in *inputs) recipe(v cell.Variant) (*series.Recipe, error) {
+	names := slices.Sorted(maps.Keys(in.patches))
+	r := &series.Recipe{Name: string(v), Fragment: in.variant,
+		Provenance: series.Provenance{Who: "cca-testbed", Source: "kernel-configs", Format: "glue"}}
+	add := func(name string, diff []byte) error {
+		files, err := series.ParseDiff(diff)
+		if err != nil {
+			return fmt.Errorf("%w: kernel-configs/%s: %v", ErrNoSource, name, err)
+		}
+		r.Patches = append(r.Patches, series.Patch{Index: len(r.Patches) + 1, Name: name, Subject: name, Diff: diff, Files: files})
+		return nil
+	}
+	for _, n := range names {
+		if err := add("patches/"+n, in.patches[n]); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("src/", newFilesPatch(srcDir, in.src)); err != nil {
 		return nil, err
 	}
-	frag, err := ParseFragment(string(v)+".config", in.variant)
-	if err != nil {
-		return nil, err
-	}
-	return Merge(base, frag), nil
+	return r, nil
 }
 
-// treeKey names the patched source tree: the pristine source and the
-// patches. src/ is not in it: it is synced into the tree before each build,
-// so editing the testbed's drivers rebuilds only them.
-func (in *inputs) treeKey(sourceID string) string {
-	keyed := images.Inputs{"source": []byte(sourceID)}
-	for n, b := range in.patches {
-		keyed["patch:"+n] = b
+// newFilesPatch is a unified diff creating each of files under dir.
+func newFilesPatch(dir string, files map[string][]byte) []byte {
+	var b bytes.Buffer
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		data := files[n]
+		lines := strings.SplitAfter(string(data), "\n")
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+		fmt.Fprintf(&b, "--- /dev/null\n+++ b/%s/%s\n@@ -0,0 +1,%d @@\n", dir, n, len(lines))
+		for _, l := range lines {
+			b.WriteString("+" + l)
+		}
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			b.WriteString("\n\\ No newline at end of file\n")
+		}
 	}
-	return keyed.Hash()[:12]
-}
-
-// entryKey names the cache entry: everything that reaches the artefacts.
-func (in *inputs) entryKey(v cell.Variant, sourceID, compiler string) string {
-	keyed := images.Inputs{
-		"recipe":   []byte(recipe),
-		"source":   []byte(sourceID),
-		"compiler": []byte(compiler),
-		"base":     in.base,
-		"variant":  in.variant,
-	}
-	for n, b := range in.patches {
-		keyed["patch:"+n] = b
-	}
-	for n, b := range in.src {
-		keyed["src:"+n] = b
-	}
-	return keyed.Key(string(v))
-}
-
-// configKey names a resolved .config: the fragment, the Kconfig files
-// (the patched tree and src/Kconfig), the compiler Kconfig probes and the
-// recipe (which fixes the environment). The drivers' C code is not in it.
-func (in *inputs) configKey(frag Fragment, sourceID, compiler string) string {
-	return images.Inputs{
-		"recipe":   []byte(recipe),
-		"fragment": frag.Bytes(),
-		"tree":     []byte(in.treeKey(sourceID)),
-		"kconfig":  in.src["Kconfig"],
-		"compiler": []byte(compiler),
-	}.Hash()[:12]
+	return b.Bytes()
 }
 
 // builder carries one Build call's resolved settings.
@@ -214,16 +210,13 @@ type builder struct {
 	cross    string
 }
 
-// Build returns the kernel for variant v, building it unless the cache
-// already holds one built from the same inputs. Builds of different
-// variants (in this process or another) take turns on the shared build
-// directory; waiting honours ctx, and cancelling ctx stops make.
+// Build returns the kernel for glue variant v (kernel-configs: base.config,
+// v's fragment, patches/ and src/), building it in the series tree
+// (BuildSeries) unless the cache already holds one built from the same
+// inputs. Builds (in this process or another) take turns on the shared
+// build directory; waiting honours ctx, and cancelling ctx stops make.
 func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	if _, err := cell.ParseVariant(string(v)); err != nil {
-		return nil, err
-	}
-	b, cache, err := newBuilder(ctx, opts)
-	if err != nil {
 		return nil, err
 	}
 	fsys := opts.Configs
@@ -234,27 +227,11 @@ func Build(ctx context.Context, opts Options, v cell.Variant) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	frag, err := in.fragment(v)
+	r, err := in.recipe(v)
 	if err != nil {
 		return nil, err
 	}
-	key := in.entryKey(v, b.sourceID, b.compiler)
-	dir, err := cache.Get(ctx, Kind, key, func(ctx context.Context, tmp string) error {
-		return b.build(ctx, v, in, frag, tmp)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", v, err)
-	}
-	rel, err := os.ReadFile(filepath.Join(dir, ReleaseName))
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s: cache entry %s: %w", v, dir, err)
-	}
-	return &Kernel{
-		Image:       filepath.Join(dir, ImageName),
-		ModulesDisk: filepath.Join(dir, ModulesName),
-		Release:     strings.TrimSpace(string(rel)),
-		Dir:         dir,
-	}, nil
+	return BuildSeries(ctx, opts, r)
 }
 
 // newBuilder resolves opts: the cache, the pristine source and its
@@ -303,26 +280,6 @@ func (b *builder) compilerVersion(ctx context.Context) (string, error) {
 // and its lock. Nothing in it is an artefact; deleting it costs one cold
 // build.
 func (b *builder) workDir() string { return filepath.Join(b.cacheDir, "kbuild") }
-
-// build runs with the cache entry locked; it takes the build directory's
-// lock too, so at most one kernel compiles at a time on this cache.
-func (b *builder) build(ctx context.Context, v cell.Variant, in *inputs, frag Fragment, out string) error {
-	unlock, err := b.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-
-	start := time.Now()
-	tree, err := b.tree(ctx, in)
-	if err != nil {
-		return err
-	}
-	if err := syncSrc(filepath.Join(tree, srcDir), in.src); err != nil {
-		return err
-	}
-	return b.compile(ctx, string(v), tree, filepath.Join(b.workDir(), "build"), frag, frag, in.configKey(frag, b.sourceID, b.compiler), start, out)
-}
 
 // compile configures and builds name's kernel from tree in the build
 // directory obj, and packages it into out (a cache entry being made):
@@ -433,78 +390,6 @@ func (b *builder) configure(ctx context.Context, mk *maker, name string, frag, w
 	return os.WriteFile(saved, cfg, 0o600)
 }
 
-// srcDir is where kernel-configs/src lands in the tree; patch 0001 hooks
-// it into drivers/virt/coco/{Kconfig,Makefile}.
-const srcDir = "drivers/virt/coco/cca_testbed"
-
-// tree returns the patched source tree for these patches, making it if
-// needed: a hard-linked copy of the pristine tree (seconds, no space) with
-// every file a patch touches copied first, so patching never writes
-// through a link into the pristine source. Trees of other patch sets are
-// removed: the one build directory follows one tree at a time.
-func (b *builder) tree(ctx context.Context, in *inputs) (string, error) {
-	name := "src-" + in.treeKey(b.sourceID)
-	tree := filepath.Join(b.workDir(), name)
-	if _, err := os.Stat(filepath.Join(tree, ".cca-testbed-patched")); err == nil {
-		return tree, nil
-	}
-	b.log.Info("kbuild: preparing patched source tree", "tree", tree)
-	tmp := filepath.Join(b.workDir(), ".tmp-"+name)
-	if err := os.RemoveAll(tmp); err != nil {
-		return "", err
-	}
-	if err := linkCopy(ctx, b.source, tmp); err != nil {
-		return "", err
-	}
-	names := make([]string, 0, len(in.patches))
-	for n := range in.patches {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		for _, f := range patchedFiles(in.patches[n]) {
-			if err := unlink(filepath.Join(tmp, f)); err != nil {
-				return "", err
-			}
-		}
-		err := proc.Run(ctx, proc.Cmd{Argv: []string{"patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch"},
-			Dir: tmp, Stdin: bytes.NewReader(in.patches[n]), Lines: 5})
-		if err != nil {
-			return "", fmt.Errorf("%w: patch %s does not apply to %s: %w", ErrBuild, n, b.source, err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".cca-testbed-patched"), []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, tree); err != nil {
-		return "", err
-	}
-	old, _ := filepath.Glob(filepath.Join(b.workDir(), "src-*"))
-	for _, o := range old {
-		if o != tree {
-			b.log.Info("kbuild: removing old source tree", "tree", o)
-			_ = os.RemoveAll(o)
-		}
-	}
-	return tree, nil
-}
-
-// patchedFiles lists the files a unified diff writes ("+++ b/<path>").
-func patchedFiles(patch []byte) []string {
-	var files []string
-	for _, line := range strings.Split(string(patch), "\n") {
-		rest, ok := strings.CutPrefix(line, "+++ ")
-		if !ok {
-			continue
-		}
-		rest, _, _ = strings.Cut(rest, "\t")
-		if _, p, ok := strings.Cut(rest, "/"); ok && p != "" && !strings.Contains(p, "..") {
-			files = append(files, p)
-		}
-	}
-	return files
-}
-
 // unlink replaces a hard-linked file by a private copy of itself.
 func unlink(p string) error {
 	info, err := os.Stat(p)
@@ -522,36 +407,6 @@ func unlink(p string) error {
 		return err
 	}
 	return os.Rename(tmp, p)
-}
-
-// syncSrc makes dir hold exactly files, rewriting only files whose
-// content differs: an unchanged file keeps its mtime, so kbuild does not
-// recompile it.
-func syncSrc(dir string, files map[string][]byte) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if _, keep := files[e.Name()]; !keep {
-			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	for n, data := range files {
-		p := filepath.Join(dir, n)
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
-			continue
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // maker runs make in the shared build directory, logging to one file.

@@ -24,15 +24,11 @@ import (
 // seriesRecipe is part of every series kernel's cache key, like recipe.
 const seriesRecipe = "series 1: base tree + patches applied in one shared tree; base.config + fragment"
 
-// Series kernels share one tree and one build directory of their own,
-// apart from the built-in variants': switching between two series (or two
-// prefixes of one, as bisect does) reverts and applies only the patches
-// that differ, so kbuild rebuilds only what they touch. The variants
-// written as recipes (variants/: stock, whose series is empty, and
-// smccc-bus-next) build here too. The other built-in variants carry the
-// project's patches (a modpost change among them), so sharing their build
-// directory would rebuild most of the kernel at every switch between the
-// two kinds.
+// Every built kernel (the glue variants of kernel-configs, the recipes of
+// variants/, a user's series) shares one tree and one build directory:
+// switching between two of them (or two prefixes of one, as bisect does)
+// reverts and applies only the patches that differ, so kbuild rebuilds
+// only what they touch, and a cold cache compiles one kernel in full.
 const (
 	seriesTreeName  = "series-tree"
 	seriesBuildName = "series-build"
@@ -95,6 +91,7 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 			return err
 		}
 		defer unlock()
+		removeLegacy(b.workDir(), b.log)
 		start := time.Now()
 		st := &stack{dir: b.workDir(), log: b.log}
 		tree, err := st.switchTo(ctx, base, baseID, r.Patches)
@@ -120,6 +117,20 @@ func BuildSeries(ctx context.Context, opts Options, r *series.Recipe) (*Kernel, 
 	// The userspace part rides in a modules disk of its own entry: the
 	// kernel's key leaves it out, so a changed rule reuses the build.
 	return withUserspace(ctx, cache, r.Name, k, r.Userspace)
+}
+
+// removeLegacy deletes what builds before 2026-12-05 kept beside the
+// series tree (a second tree and build directory for the glue variants,
+// a third for stock): nothing reads them any more. The caller holds the
+// build lock.
+func removeLegacy(work string, log interface{ Info(string, ...any) }) {
+	old, _ := filepath.Glob(filepath.Join(work, "src-*"))
+	for _, p := range append(old, filepath.Join(work, "build"), filepath.Join(work, "build-stock"), filepath.Join(work, "build-stock.lock")) {
+		if _, err := os.Lstat(p); err == nil {
+			log.Info("kbuild: removing a build directory no longer used", "path", p)
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 // selectedOnly are base.config's symbols that have no prompt in a stock
