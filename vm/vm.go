@@ -201,46 +201,53 @@ func (b *Backend) progress(subject, phase string) {
 	}
 }
 
-// Prepare builds what cells need before any boots: the helper, then two
-// lanes at once: each variant's kernel one after another (kernel builds
-// share one build directory and take turns anyway), and beside them each
+// Prepare builds what cells need before any boots: the helper, then
+// three lanes at once, so that a cold cache keeps both cores busy: the
+// built kernels one after another (they share one build directory and
+// take turns anyway); Debian's prebuilt kernel, whose installation in an
+// emulated arm64 chroot runs on one core for minutes; and each
 // userspace's rootfs and the firmware, whose downloads and package
 // installs overlap the compiles. Start builds lazily too; Prepare makes
 // the wait visible and keeps builds out of boot deadlines. The first
-// error cancels the other lane.
+// error cancels the other lanes and is the one returned.
 func (b *Backend) Prepare(ctx context.Context, cells []cell.Cell) error {
 	if _, err := b.helperBinary(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	var kernErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if kernErr = b.prepareKernels(ctx, cells); kernErr != nil {
-			cancel()
-		}
-	}()
-	err := b.prepareImages(ctx, cells)
-	if err != nil {
-		cancel()
+	lanes := []func(context.Context, []cell.Cell) error{
+		func(ctx context.Context, cells []cell.Cell) error { return b.prepareKernels(ctx, cells, false) },
+		func(ctx context.Context, cells []cell.Cell) error { return b.prepareKernels(ctx, cells, true) },
+		b.prepareImages,
+	}
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for _, lane := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lane(ctx, cells); err != nil {
+				// The lane that failed first names the cause; the others
+				// only saw the cancel.
+				once.Do(func() { first = err })
+				cancel()
+			}
+		}()
 	}
 	wg.Wait()
-	// The lane that failed first names the cause; the other only saw
-	// the cancel.
-	if err != nil && (kernErr == nil || !errors.Is(err, context.Canceled)) {
-		return err
-	}
-	return kernErr
+	return first
 }
 
-// prepareKernels builds each variant's kernel, in the cells' order.
-func (b *Backend) prepareKernels(ctx context.Context, cells []cell.Cell) error {
+// prepareKernels builds each variant's kernel in the cells' order: the
+// prebuilt ones (Debian's) or the others.
+func (b *Backend) prepareKernels(ctx context.Context, cells []cell.Cell, prebuilt bool) error {
 	seen := map[cell.Variant]bool{}
 	for _, c := range cells {
-		if !seen[c.Variant] {
+		if !seen[c.Variant] && cell.Prebuilt(c.Variant) == prebuilt {
 			seen[c.Variant] = true
 			b.progress(string(c.Variant), "kernel")
 			if _, err := b.kernel(ctx, c.Variant); err != nil {
