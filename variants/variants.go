@@ -13,7 +13,8 @@
 // linux-source-7.3 and is known to cell with its provenance); the real
 // builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
 // smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestFauxRealm,
-// TestFauxBuiltinRealm) and ./images/kernel (TestBuildStock).
+// TestFauxBuiltinRealm, TestTSMNullRealFirmware) and ./images/kernel
+// (TestBuildStock).
 package variants
 
 import (
