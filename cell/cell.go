@@ -62,6 +62,11 @@ const (
 	// Dan Williams; no patch posted): a host module calls
 	// tsm_register(NULL), built from its recipe (variants/tsm-null).
 	TSMNull Variant = "tsm-null"
+	// RFC is the platform-device position as posted in RFC v1 of "ARM CCA
+	// Device Assignment support" (2025-07-28, patches 11, 12, 23, 24 of
+	// 38), built from its recipe (variants/rfc). Platform is the
+	// project's glue for the same position.
+	RFC Variant = "rfc"
 )
 
 // VariantInfo describes a variant in one line for `testbed variants`.
@@ -109,7 +114,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true, TSMNull: true}
+var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true, TSMNull: true, RFC: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -135,7 +140,7 @@ func FromSeries(v Variant) bool { return fromSeries[v] }
 
 // Variants lists every variant in the design's order.
 var Variants = []VariantInfo{
-	{Platform, "RFC v1 11/38: platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)", DAReg0Bit42},
+	{Platform, "project glue for RFC v1 11/38 (the posted series is variant rfc): platform_device arm-rmi-dev (host) and upstream arm-cca-dev (realm)", DAReg0Bit42},
 	// Recipes' descriptions are their Summary (variants' tests keep the two equal).
 	{Faux, "recipe: posted guest-side faux device: rsi.c drops arm-cca-dev; arm_cca_guest (m, no device table) would create faux arm-rsi-dev in its own init, but as a module nothing loads it: no device, no report, systemd finds nothing; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken); date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux", DANone},
 	{FauxBuiltin, "recipe: the posted faux patch built in (ARM_CCA_GUEST=y): in a realm arm_cca_guest's init creates faux arm-rsi-dev under /sys/devices/faux, bound to faux_driver, and registers the report; no MODALIAS, no arm-cca-dev, so systemd finds nothing; tsm_report built in gives every VM an empty report interface; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken), built in; date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux-builtin", DANone},
@@ -151,6 +156,7 @@ var Variants = []VariantInfo{
 	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side", DANone},
 	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`, DANone},
 	{TSMNull, "recipe: proposal without a posted patch (Jason Gunthorpe, Dan Williams; Jonathan Cameron objecting): built-in arm_cca_host asks RMI_VERSION(1.0) and RMI_FEATURES(0) bit 42 over SMC and, with DA, calls tsm_register(NULL): tsm0 under /sys/devices/virtual/tsm, no device, no modalias; realm side as stock 7.3 (arm-cca-dev) (1 patch); by Jason Gunthorpe, Dan Williams (proposal, no patch); version proposal in the RFC v1 11/38 thread; date 2025-07-31; message-id 20250731121133.GP26511@ziepe.ca; quilt variants/tsm-null", DAReg0Bit42},
+	{RFC, "recipe: RFC v1 as posted (11, 12, 23, 24 of 38): platform arm-rmi-dev when the kernel runs at EL2, RMI_VERSION(1.0) succeeds and RMI feature register 0 has bit 42 (DA), bound by cca_tsm (arm_cca_host, alias platform:arm-rmi-dev) with tsm0 below it; realm: arm-cca-dev renamed platform arm-rsi-dev, bound by arm-cca-guest (alias platform:arm-rsi-dev), with tsm0 below it when RSI reports DA; no arm-cca-dev (4 patches); by Aneesh Kumar K.V (Arm); version RFC v1; date 2025-07-28; message-id 20250728135216.48084-1-aneesh.kumar@kernel.org; quilt variants/rfc", DAReg0Bit42},
 }
 
 // Register adds a variant read at run time from a patch series, so cell

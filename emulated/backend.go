@@ -37,8 +37,12 @@ func (b Backend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error
 	if err != nil {
 		return nil, err
 	}
-	d, table := rmi.Probe(rmi.New(p))
+	m := rmi.New(p)
+	d, table := rmi.Probe(m)
 	d.SMCCC11 = p.SMCCC11
+	if r := m.SMC(rmi.RSIFeatures, 0); d.RSI && r[0] == rmi.RSISuccess {
+		d.RealmDA = rmi.RSIReg0DA.Get(r[1]) == 1
+	}
 	sys, err := New(c, d)
 	if err == nil {
 		err = sys.SetAnswers(table)

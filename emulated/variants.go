@@ -20,6 +20,11 @@ const (
 	// ccaGuest is upstream's realm guest driver (drivers/virt/coco/arm-cca-guest).
 	ccaGuest   = "arm_cca_guest"
 	fauxDriver = "faux_driver"
+	// The RFC's host TSM module (arm-cca-host) and its platform driver,
+	// and the name of its guest driver once it is a platform driver.
+	rfcHostModule  = "arm_cca_host"
+	rfcHostDriver  = "cca_tsm"
+	rfcGuestDriver = "arm-cca-guest"
 )
 
 // cpuModalias is the arm64 cpu device's MODALIAS (GENERIC_CPU_AUTOPROBE):
@@ -75,6 +80,11 @@ type kernelSpec struct {
 	// tsmNull: the series' host module is built in and selects the TSM
 	// core (variants/tsm-null); the realm side is stock 7.3's.
 	tsmNull bool
+	// rfc: the RFC v1 series (variants/rfc): its host module is built and
+	// aliased to platform:arm-rmi-dev, upstream's guest module becomes
+	// platform driver arm-cca-guest for platform:arm-rsi-dev, and both
+	// select the TSM core.
+	rfc bool
 	// rules is the recipe's userspace part as udev runs it at coldplug:
 	// called for each device's add event, after the alias autoload.
 	rules func(c *core, dev *device)
@@ -194,6 +204,10 @@ var kernels = map[cell.Variant]kernelSpec{
 	cell.TSMNull: {
 		upstream: true, tsmNull: true,
 		glue: tsmNull,
+	},
+	cell.RFC: {
+		upstream: true, rfc: true,
+		glue: rfcGlue,
 	},
 	cell.Stock: {
 		upstream: true,
@@ -346,6 +360,22 @@ func tsmNull(c *core, b buses, d rmi.Decisions) {
 	}
 }
 
+// rfcGlue is RFC v1 as posted (variants/rfc): a platform device each
+// side. arm-rmi-dev when the kernel, entered at EL2, asked the RMM itself
+// (arm_smccc_1_1_invoke) and RMI_VERSION(1.0) succeeded with bit 42 in
+// RMI_FEATURES(0), exactly d.RMI and d.DA; only real firmware answers
+// those calls (the model's host cells boot QEMU's virt at EL1 under its
+// own PSCI, no SMCCC 1.1 conduit, and the model's answers reach only the
+// project's glue). In a realm, arm-cca-dev renamed arm-rsi-dev.
+func rfcGlue(c *core, b buses, d rmi.Decisions) {
+	if d.SMCCC11 && hostDevice(d) {
+		c.deviceAdd(b.platform, "arm-rmi-dev", nil, "devices/platform")
+	}
+	if d.RSI {
+		c.deviceAdd(b.platform, "arm-rsi-dev", nil, "devices/platform")
+	}
+}
+
 // modules is the kernel's modules.alias and modules.dep, as file2alias
 // and depmod write them for our MODULE_DEVICE_TABLEs.
 func (k kernelSpec) modules() *kmod.Index {
@@ -370,6 +400,8 @@ func (k kernelSpec) modules() *kmod.Index {
 		switch {
 		case k.fauxTree: // no device table: nothing aliases it
 			a = ""
+		case k.rfc: // the renamed device
+			a = "platform:arm-rsi-dev"
 		case k.smcccGuest != nil: // file2alias of its arm_smccc table
 			a = k.smcccGuest.alias
 		case k.auxGuest:
@@ -379,6 +411,10 @@ func (k kernelSpec) modules() *kmod.Index {
 			alias(a, ccaGuest)
 		}
 		x.Deps[ccaGuest] = []string{reportMod}
+	}
+	if k.rfc {
+		alias("platform:arm-rmi-dev", rfcHostModule)
+		x.Deps[rfcHostModule] = nil
 	}
 	return x
 }
@@ -405,7 +441,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 		}})
 	}
-	if !k.upstream || k.fauxTree || k.tsmNull { // the TSM core is built in
+	if !k.upstream || k.fauxTree || k.tsmNull || k.rfc { // the TSM core is built in
 		c.classRegister("tsm")
 	}
 	// faux_driver is built in and binds every faux device at creation.
@@ -479,7 +515,30 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			if d.RSI {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
+		case rfcHostModule:
+			// module_platform_driver: the probe registers tsm0 below
+			// the device it binds.
+			c.driverRegister(&driver{name: rfcHostDriver, bus: b.platform, module: name,
+				match: idMatch(b.platform, "arm-rmi-dev"),
+				probe: func(dev *device) error {
+					tsmRegister(dev)
+					return nil
+				}})
 		case ccaGuest:
+			if k.rfc {
+				c.driverRegister(&driver{name: rfcGuestDriver, bus: b.platform, module: name,
+					match: idMatch(b.platform, "arm-rsi-dev"),
+					probe: func(dev *device) error {
+						if !d.RSI { // is_realm_world()
+							return errNoDev
+						}
+						if d.RealmDA { // rsi_has_da_feature()
+							tsmRegister(dev)
+						}
+						return nil // tsm_report_register(ops, NULL)
+					}})
+				return true
+			}
 			if k.fauxGuest {
 				return fauxGuestInit()
 			}

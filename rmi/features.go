@@ -66,6 +66,10 @@ var (
 	Reg2DACoh        = Field{"DA_COH", 1, 1}
 )
 
+// RSIReg0DA is Device Assignment in RSI feature register 0 as the RFC's
+// realm side (v1 24/38, RSI_FEATURE_REGISTER_0_DA) reads it.
+var RSIReg0DA = Field{"DA", 0, 1}
+
 // DA reports the Device Assignment bit where the RFC host code looks for
 // it: feature register 0, bit 42 (RMM 1.1-alpha layout). Against an RMM
 // 2.0 this is always false, because DA moved to register 2 (see DA2).

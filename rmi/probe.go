@@ -15,6 +15,10 @@ type Decisions struct {
 	// Probe does not ask it (it records RMI and RSI calls only); the
 	// caller copies it from the profile.
 	SMCCC11 bool
+	// RealmDA: RSI, and RSI_FEATURES(0) has bit 0 set, where the RFC's
+	// realm side looks for Device Assignment (RSIReg0DA). Probe does not
+	// ask it, as for SMCCC11; the caller asks the model.
+	RealmDA bool
 }
 
 // The revision the glue requests, as Linux does (RSI_ABI_VERSION 1.0, and

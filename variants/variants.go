@@ -13,8 +13,8 @@
 // linux-source-7.3 and is known to cell with its provenance); the real
 // builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
 // smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestFauxRealm,
-// TestFauxBuiltinRealm, TestTSMNullRealFirmware) and ./images/kernel
-// (TestBuildStock).
+// TestFauxBuiltinRealm, TestTSMNullRealFirmware, TestRFCRealm,
+// TestRFCRealFirmware) and ./images/kernel (TestBuildStock).
 package variants
 
 import (
@@ -30,7 +30,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin faux-tree tsm-null
+//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin faux-tree tsm-null rfc
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.

@@ -69,7 +69,7 @@ var postedVersion = regexp.MustCompile(`^v[0-9]+$`)
 // no upstream sign-offs, each naming the queued commit or posted patch it
 // models.
 func TestOwnPatches(t *testing.T) {
-	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3, cell.Faux: 1, cell.FauxBuiltin: 1} {
+	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3, cell.Faux: 1, cell.FauxBuiltin: 1, cell.RFC: 4} {
 		r, ok, err := Recipe(v)
 		if err != nil || !ok {
 			t.Fatalf("Recipe(%s) = %v, %v", v, ok, err)

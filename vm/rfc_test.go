@@ -1,0 +1,84 @@
+package vm
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"cca-testbed/cell"
+	"cca-testbed/matrix"
+	"cca-testbed/snapshot"
+)
+
+// TestRFCRealm boots RFC v1 as posted (variants/rfc) as a realm through the
+// realm firmware: rsi.c registered the renamed platform device arm-rsi-dev
+// (no arm-cca-dev), udev loaded arm_cca_guest by platform:arm-rsi-dev and
+// its platform driver arm-cca-guest bound the device and serves the
+// attestation report; no realm tsm0, since the realm firmware's RSI
+// feature register 0 has no DA; forky's systemd, looking for arm-cca-dev,
+// says none. The emulated model must agree fact for fact.
+func TestRFCRealm(t *testing.T) {
+	const rsi = "devices/platform/arm-rsi-dev"
+	bootRecipeRealm(t, recipeRealm{
+		cell:   "rfc/realm",
+		kernel: "7.3.4-rfc",
+		aliases: []string{
+			"alias platform:arm-rsi-dev arm_cca_guest\n",
+			"alias platform:arm-rmi-dev arm_cca_host\n",
+		},
+		notAliases: []string{"platform:arm-cca-dev"},
+		facts: [][3]string{
+			{snapshot.KindDevice, rsi, ""},
+			{snapshot.KindSubsystem, rsi, "platform"},
+			{snapshot.KindDriver, rsi, "arm-cca-guest"},
+			{snapshot.KindModule, "module/arm_cca_guest", "live"},
+			{snapshot.KindCVM, "systemd-detect-virt", "none"},
+		},
+		absent: []string{"devices/platform/arm-cca-dev", "devices/platform/arm-rmi-dev"},
+		report: true,
+	})
+}
+
+// TestRFCRealFirmware boots RFC v1's host side on TF-A + TF-RMM v0.8.0,
+// which accepts the RFC's RMI revision 1.0 (TF-RMM v0.9.0, RMM 2.0,
+// refuses it): the kernel, entered at EL2, asked the real RMM itself and
+// read feature register 0, whose bit 42 (DA) is clear on this build, so
+// there is no arm-rmi-dev, nothing loads arm_cca_host and there is no
+// tsm0. The emulated model must agree fact for fact.
+func TestRFCRealFirmware(t *testing.T) {
+	defer leftovers(t, ownTemp(t))
+	ctx := context.Background()
+	c := mustCell(t, "rfc/host@tf-rmm-0.8")
+	b := newBackend(t, Options{})
+	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	con := inst.(*Instance).VM().ConsoleTail(2000)
+	// The RMM's own log of the call, and what the kernel made of it.
+	for _, want := range []string{"SMC_RMI_VERSION 10000", "arm-rmi-dev: RMI version 1.0", "arm-rmi-dev: RMI feature register 0: 0x"} {
+		if !strings.Contains(con, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if strings.Contains(con, "CCA host DA platform device registered") {
+		t.Error("the kernel registered arm-rmi-dev without DA")
+	}
+	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := results[0]
+	gradedAsExpected(t, r)
+	if m := r.Snapshot.Meta; m.Conduit != "smc" || m.RealFirmware != string(cell.TFRMM08) {
+		t.Errorf("meta %+v: want conduit smc on real firmware tf-rmm-0.8", m)
+	}
+	if _, ok := r.Snapshot.Lookup(snapshot.KindDevice, "devices/platform/arm-rmi-dev"); ok {
+		t.Error("arm-rmi-dev is registered")
+	}
+	agreesWithModel(t, ctx, c, r.Snapshot)
+}
