@@ -2,11 +2,14 @@ package vm
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"cca-testbed/cell"
 	"cca-testbed/matrix"
+	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
 )
 
@@ -39,6 +42,10 @@ func TestRFCRealm(t *testing.T) {
 	})
 }
 
+// featureReg0 is the rfc kernel's console line with what RMI_FEATURES(0)
+// returned.
+var featureReg0 = regexp.MustCompile(`arm-rmi-dev: RMI feature register 0: (0x[0-9a-f]+)`)
+
 // TestRFCRealFirmware boots RFC v1's host side on TF-A + TF-RMM v0.8.0,
 // which accepts the RFC's RMI revision 1.0 (TF-RMM v0.9.0, RMM 2.0,
 // refuses it): the kernel, entered at EL2, asked the real RMM itself and
@@ -60,10 +67,22 @@ func TestRFCRealFirmware(t *testing.T) {
 	defer inst.Close()
 	con := inst.(*Instance).VM().ConsoleTail(2000)
 	// The RMM's own log of the call, and what the kernel made of it.
-	for _, want := range []string{"SMC_RMI_VERSION 10000", "arm-rmi-dev: RMI version 1.0", "arm-rmi-dev: RMI feature register 0: 0x"} {
+	for _, want := range []string{"RMI_SUCCESS 10000 10000", "arm-rmi-dev: RMI version 1.0"} {
 		if !strings.Contains(con, want) {
 			t.Errorf("console lacks %q", want)
 		}
+	}
+	// The register the kernel read is the one the model's profile of this
+	// build answers, and its DA bit (42) is clear.
+	p, err := rmi.LookupProfile(string(cell.TFRMM08))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rmi.New(p).SMC(rmi.RMIFeatures, 0)[1]
+	if m := featureReg0.FindStringSubmatch(con); m == nil {
+		t.Error("console lacks the kernel's line with RMI feature register 0")
+	} else if got, err := strconv.ParseUint(m[1], 0, 64); err != nil || got != want || rmi.DA(got) {
+		t.Errorf("kernel read RMI feature register 0 = %s, want %#x without DA", m[1], want)
 	}
 	if strings.Contains(con, "CCA host DA platform device registered") {
 		t.Error("the kernel registered arm-rmi-dev without DA")
@@ -74,8 +93,8 @@ func TestRFCRealFirmware(t *testing.T) {
 	}
 	r := results[0]
 	gradedAsExpected(t, r)
-	if m := r.Snapshot.Meta; m.Conduit != "smc" || m.RealFirmware != string(cell.TFRMM08) {
-		t.Errorf("meta %+v: want conduit smc on real firmware tf-rmm-0.8", m)
+	if m := r.Snapshot.Meta; m.RealFirmware != string(cell.TFRMM08) || !strings.Contains(m.RMMVersion, "RMM v.0.8.0") {
+		t.Errorf("meta %+v: want real firmware tf-rmm-0.8 and the RMM's v.0.8.0 line", m)
 	}
 	if _, ok := r.Snapshot.Lookup(snapshot.KindDevice, "devices/platform/arm-rmi-dev"); ok {
 		t.Error("arm-rmi-dev is registered")
