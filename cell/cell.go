@@ -312,6 +312,26 @@ func (c Cell) FirmwareProfile() string {
 	return c.Role.FirmwareProfile()
 }
 
+// NoRMIAnswerer says why nothing answers cell c's RMI calls, or "" when
+// something may. The model's host roles (host-da, host-noda) reach a
+// kernel only through the project's glue, which reads the model's answers
+// from the command line (cca_testbed.smc=); a kernel built from a recipe
+// or a user's series, or a distribution's package, has no glue, so on
+// those cells nothing answers RMI and DA is never asked. Real firmware
+// (host@tf-rmm-*) answers any kernel over SMC.
+func (c Cell) NoRMIAnswerer() string {
+	if c.Firmware != "" || (c.Role != HostDA && c.Role != HostNoDA) {
+		return ""
+	}
+	switch {
+	case Prebuilt(c.Variant):
+		return "no RMI answerer (prebuilt kernel: model answers reach only the project glue)"
+	case FromRecipe(c.Variant), FromSeries(c.Variant):
+		return "no RMI answerer (recipe kernel: model answers reach only the project glue)"
+	}
+	return ""
+}
+
 // FileName is String with characters safe in a file name ("faux_realm").
 func (c Cell) FileName() string {
 	return strings.ReplaceAll(c.String(), "/", "_")

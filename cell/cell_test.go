@@ -103,3 +103,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNoRMIAnswerer: only the model's host cells of kernels without the
+// project glue (recipes, series, prebuilt packages) have nothing answering
+// RMI; real firmware answers any kernel, and other roles ask no RMI.
+func TestNoRMIAnswerer(t *testing.T) {
+	unregister, err := Register(VariantInfo{Name: "my-series"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	tests := []struct {
+		cell Cell
+		want string // a substring of the answer; "" for none
+	}{
+		{Cell{Variant: Stock, Role: HostDA}, "recipe kernel"},
+		{Cell{Variant: SMCCCBusNext, Role: HostNoDA}, "recipe kernel"},
+		{Cell{Variant: "my-series", Role: HostDA}, "recipe kernel"},
+		{Cell{Variant: DebianKernel, Role: HostDA}, "prebuilt kernel"},
+		{Cell{Variant: Stock, Role: Host, Firmware: TFRMM09}, ""},
+		{Cell{Variant: Stock, Role: Realm}, ""},
+		{Cell{Variant: Stock, Role: Plain}, ""},
+		{Cell{Variant: Platform, Role: HostDA}, ""},
+		{Cell{Variant: SMCCCAux, Role: HostNoDA}, ""},
+	}
+	for _, tt := range tests {
+		got := tt.cell.NoRMIAnswerer()
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: %q, want %q", tt.cell, got, tt.want)
+		}
+	}
+}

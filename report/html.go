@@ -19,6 +19,7 @@ var htmlTemplate string
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"mark":    mark,
 	"classOf": classOf,
+	"conduit": conduit,
 }).Parse(htmlTemplate))
 
 // answerRow is one variant's answers to the questions the LKML thread asks,
@@ -26,6 +27,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 type answerRow struct {
 	Variant, Description             string
 	DACheck                          cell.DACheck
+	ModelHosts                       string // SeriesVariant.ModelHosts
 	TSM0, Autoload, Systemd, Report  []answer
 	SystemdTrixie, Proposed, Devices []answer
 }
@@ -33,6 +35,7 @@ type answerRow struct {
 type answer struct {
 	Role, Value string
 	Status      checks.Status
+	Reason      string // shown for xfail: why the variant breaks this
 }
 
 type diffBlock struct {
@@ -70,7 +73,7 @@ func (r *Report) html(w io.Writer) error {
 				if c.Firmware != "" {
 					role += "@" + string(c.Firmware) // the real RMM answered
 				}
-				return answer{Role: role, Value: res.Measured, Status: res.Status}, true
+				return answer{Role: role, Value: res.Measured, Status: res.Status, Reason: res.Reason}, true
 			}
 		}
 		return answer{}, false
@@ -95,6 +98,9 @@ func (r *Report) html(w io.Writer) error {
 			}
 		}
 		add(&row.TSM0, hosts, cell.Forky, "tsm0")
+		if len(row.TSM0) > 0 { // the model's hosts are in the run
+			row.ModelHosts = modelHosts(v.Name)
+		}
 		real(&row.TSM0, "tsm0")
 		add(&row.Devices, cell.Roles, cell.Forky, "devices")
 		real(&row.Devices, "devices")

@@ -46,6 +46,18 @@ type SeriesVariant struct {
 	// DACheck is how its host side decides Device Assignment ("" when
 	// the series does not say).
 	DACheck cell.DACheck `json:"da_check,omitempty"`
+	// ModelHosts says what its host-da and host-noda cells measure: no
+	// glue, so no answers from the model reach its kernel.
+	ModelHosts string `json:"model_hosts,omitempty"`
+}
+
+// modelHosts is SeriesVariant.ModelHosts for variant v.
+func modelHosts(v cell.Variant) string {
+	why := cell.Cell{Variant: v, Role: cell.HostDA}.NoRMIAnswerer()
+	if why == "" {
+		return ""
+	}
+	return "host-da and host-noda: " + why + ", which reads them from cca_testbed.smc= on the command line; this kernel's hosts meet an RMM only on real firmware (host@" + string(cell.TFRMM09) + ", host@" + string(cell.TFRMM08) + ")"
 }
 
 // Summary counts results by status.
@@ -60,6 +72,12 @@ func New(backend string, started time.Time, elapsed time.Duration, cells []matri
 	r := &Report{Backend: backend, Started: started.UTC(), Elapsed: elapsed, Cells: cells,
 		Summary: Summary{Cells: len(cells), By: map[checks.Status]int{}}}
 	seen := map[cell.Variant]bool{}
+	modelHost := map[cell.Variant]bool{} // the run has a host cell nothing answers
+	for _, c := range cells {
+		if c.Cell.NoRMIAnswerer() != "" {
+			modelHost[c.Cell.Variant] = true
+		}
+	}
 	for _, c := range cells {
 		for _, res := range c.Results {
 			r.Summary.Checks++
@@ -69,7 +87,11 @@ func New(backend string, started time.Time, elapsed time.Duration, cells []matri
 			seen[v] = true
 			for _, info := range cell.Variants {
 				if info.Name == v {
-					r.Series = append(r.Series, SeriesVariant{Variant: string(v), Description: info.Description, DACheck: info.DACheck})
+					sv := SeriesVariant{Variant: string(v), Description: info.Description, DACheck: info.DACheck}
+					if modelHost[v] {
+						sv.ModelHosts = modelHosts(v)
+					}
+					r.Series = append(r.Series, sv)
 				}
 			}
 		}
@@ -134,6 +156,9 @@ func (r *Report) text(w io.Writer) error {
 			what = "a prebuilt package"
 		}
 		line("variant %s is %s (DA check: %s): %s", sv.Variant, what, sv.DACheck, sv.Description)
+		if sv.ModelHosts != "" {
+			line("  %s", sv.ModelHosts)
+		}
 	}
 	for _, c := range r.Cells {
 		if c.Err != "" {
@@ -175,10 +200,15 @@ func classWord(c matrix.Class) string {
 
 // conduit says who answered the cell's firmware calls: the glue's
 // emulated answers, the realm firmware, real SMCs or nobody ("-" when the
-// cell has no snapshot).
+// cell has no snapshot). A model host cell of a kernel without the glue
+// says why nobody did, whatever the backend recorded: the emulated one
+// names the profile it meant, the qemu one only "none".
 func conduit(c matrix.CellResult) string {
 	if c.Snapshot == nil || c.Snapshot.Meta.Conduit == "" {
 		return "-"
+	}
+	if why := c.Cell.NoRMIAnswerer(); why != "" {
+		return why
 	}
 	return c.Snapshot.Meta.Conduit
 }
@@ -213,6 +243,9 @@ func (r *Report) markdown(w io.Writer) error {
 			fmt.Fprintf(w, "\nVariants from patch series or prebuilt packages:\n\n")
 		}
 		fmt.Fprintf(w, "- `%s` (DA check: %s): %s\n", sv.Variant, sv.DACheck, mdEscape(sv.Description))
+		if sv.ModelHosts != "" {
+			fmt.Fprintf(w, "  %s\n", mdEscape(sv.ModelHosts))
+		}
 	}
 	fmt.Fprintf(w, "\nKey: ✅ as expected, ⚠️ expected breakage (xfail), ❌ differs from expectation, 🔥 kernel failed to boot (a finding), ⏭ skipped, 💥 infrastructure error, 📏 measured, not graded (a variant from a patch series has no recorded expectations).\n")
 	var notes []string
@@ -271,6 +304,8 @@ type junitSuite struct {
 	Skipped int         `xml:"skipped,attr"`
 	Time    string      `xml:"time,attr"`
 	Cases   []junitCase `xml:"testcase"`
+	// SystemOut says why nothing answered a host cell's RMI calls.
+	SystemOut string `xml:"system-out,omitempty"`
 }
 
 type junitCase struct {
@@ -297,6 +332,9 @@ func (r *Report) junit(w io.Writer) error {
 	out := junitSuites{Name: "cca-testbed " + r.Backend}
 	for _, c := range r.Cells {
 		s := junitSuite{Name: c.Name, Time: fmt.Sprintf("%.3f", c.Duration.Seconds())}
+		if why := c.Cell.NoRMIAnswerer(); why != "" {
+			s.SystemOut = "conduit: " + why
+		}
 		for _, res := range c.Results {
 			tc := junitCase{Name: res.Check, Classname: "cca-testbed." + c.Name}
 			evidence := strings.Join(res.Evidence, "\n")

@@ -20,9 +20,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// sample is a four-cell run graded against a small expectations file, so
+// sample is a five-cell run graded against a small expectations file, so
 // every status appears: pass, xfail, fail, skip, an infrastructure error,
-// a kernel that failed to boot, and a user's series measured, not graded.
+// a kernel that failed to boot, a user's series measured, not graded, and
+// a recipe kernel's host on the model, where nothing answers RMI.
 func sample(t *testing.T) *Report {
 	t.Helper()
 	exp, err := checks.ParseExpectations(strings.NewReader(`
@@ -59,6 +60,9 @@ faux/realm     cvm-systemd   none   xfail: systemd looks for arm-cca-dev only
 	}
 	t.Cleanup(unregister)
 	mine := cell.Cell{Variant: "my-series", Role: cell.Realm, Userspace: cell.Forky}
+	// A recipe kernel's host on the model: nothing answers its RMI calls.
+	host := cell.Cell{Variant: cell.Stock, Role: cell.HostDA, Userspace: cell.Forky}
+	hs := &snapshot.Snapshot{Meta: snapshot.Meta{Cell: host.String(), Backend: "test", Conduit: "none"}}
 	ms := *s // the same facts, measured in the series' cell
 	ms.Meta.Cell = mine.String()
 	panicked := errors.New("smccc-bus/realm: boot failed: kernel panic: Kernel panic - not syncing: Attempted to kill init!")
@@ -66,6 +70,7 @@ faux/realm     cvm-systemd   none   xfail: systemd looks for arm-cca-dev only
 		{Cell: faux, Name: faux.String(), Snapshot: s, Results: checks.Run(faux.String(), s, exp), Duration: 1500 * time.Millisecond},
 		{Cell: plat, Name: plat.String(), Results: checks.Infrastructure(plat.String(), os.ErrDeadlineExceeded), Err: "boot: i/o timeout", Class: matrix.ClassInfra},
 		{Cell: bus, Name: bus.String(), Results: checks.BootFailed(bus.String(), panicked), Err: panicked.Error(), Class: matrix.ClassBoot},
+		{Cell: host, Name: host.String(), Snapshot: hs, Results: checks.Run(host.String(), hs, exp), Duration: time.Second},
 		{Cell: mine, Name: mine.String(), Snapshot: &ms, Results: checks.Run(mine.String(), &ms, exp.ForSeries("my-series")), Duration: 1400 * time.Millisecond},
 	}
 	return New("test", time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC), 2*time.Second, cells)
@@ -100,7 +105,7 @@ func TestGolden(t *testing.T) {
 func TestSummaryAndOK(t *testing.T) {
 	r := sample(t)
 	got := r.Summary.String()
-	want := "4 cells, 36 checks: 6 pass, 1 xfail, 1 fail, 9 boot, 2 skip, 9 error, 8 measured (not graded)"
+	want := "5 cells, 45 checks: 13 pass, 1 xfail, 1 fail, 9 boot, 4 skip, 9 error, 8 measured (not graded)"
 	if got != want {
 		t.Errorf("summary %q, want %q", got, want)
 	}
@@ -146,7 +151,7 @@ func TestMachineReadable(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
 		t.Fatalf("json output does not parse: %v", err)
 	}
-	if len(back.Cells) != 4 || back.Cells[0].Results[0].Check != "tsm0" {
+	if len(back.Cells) != 5 || back.Cells[0].Results[0].Check != "tsm0" {
 		t.Errorf("json lost cells: %+v", back.Cells)
 	}
 	if c := back.Cells[2]; c.Class != matrix.ClassBoot || c.Results[0].Status != checks.Boot || back.Cells[1].Class != matrix.ClassInfra {
@@ -162,8 +167,8 @@ func TestMachineReadable(t *testing.T) {
 	}
 	// The 9 checks of the cell whose kernel panicked are failures (a
 	// finding), typed "boot"; the harness's are errors, typed "infra".
-	if suites.Fails != 10 || suites.Errors != 9 || suites.Skipped != 2 {
-		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 10, 9, 2", suites.Fails, suites.Errors, suites.Skipped)
+	if suites.Fails != 10 || suites.Errors != 9 || suites.Skipped != 4 {
+		t.Errorf("junit counts fail=%d error=%d skipped=%d, want 10, 9, 4", suites.Fails, suites.Errors, suites.Skipped)
 	}
 	for _, s := range suites.Suites {
 		for _, tc := range s.Cases {

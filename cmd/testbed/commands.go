@@ -47,10 +47,22 @@ func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// a host cell's DA is real only when its firmware answers there.
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "VARIANT\tDA CHECK\tDESCRIPTION\n")
+	var unanswered []string
 	for _, v := range cell.Variants {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.DACheck, v.Description)
+		if (cell.Cell{Variant: v.Name, Role: cell.HostDA}).NoRMIAnswerer() != "" {
+			unanswered = append(unanswered, string(v.Name))
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(unanswered) > 0 {
+		_, err := fmt.Fprintf(stdout, "\nhost-da and host-noda of %s: no RMI answerer: the model's answers reach only the project glue (cca_testbed.smc= on the command line), which these kernels do not carry; their hosts meet an RMM only on real firmware (host@%s, host@%s)\n",
+			strings.Join(unanswered, ", "), cell.TFRMM09, cell.TFRMM08)
+		return err
+	}
+	return nil
 }
 
 // selection is the --variant/--role/--userspace trio shared by commands.

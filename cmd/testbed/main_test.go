@@ -116,7 +116,8 @@ func TestVariants(t *testing.T) {
 		}
 	}
 	// The DA check is a column: the glue's RFC check, none for recipes.
-	for _, want := range []string{"DA CHECK", "platform            reg0-bit42", "smccc-bus-next      none"} {
+	for _, want := range []string{"DA CHECK", "platform            reg0-bit42", "smccc-bus-next      none",
+		"host-da and host-noda of faux, faux-builtin, smccc-bus, stock, smccc-bus-next, smccc-aux-v5, debian-kernel, faux-tree", "no RMI answerer"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("variants output lacks %q:\n%s", want, out)
 		}
