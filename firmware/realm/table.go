@@ -49,6 +49,30 @@ const (
 	Otherwise Kind = 3
 )
 
+// Mode is what the firmware stands in for below the kernel.
+type Mode uint32
+
+const (
+	// ModeRealm: the RMM as a realm sees it. The firmware builds the
+	// realm's memory view (stage 2, the protected/unprotected split) and
+	// answers RSI from the table; RMI is NOT_SUPPORTED.
+	ModeRealm Mode = 0
+	// ModeHost: the RMM as a KVM host sees it. No stage 2 and no split:
+	// the kernel gets its RAM identity-mapped; RMI is answered from the
+	// table and RSI is NOT_SUPPORTED (a host is not a realm).
+	ModeHost Mode = 1
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeRealm:
+		return "realm"
+	case ModeHost:
+		return "host"
+	}
+	return fmt.Sprintf("mode %d", uint32(m))
+}
+
 // Entry is one function the firmware answers.
 type Entry struct {
 	FID  uint32
@@ -57,8 +81,10 @@ type Entry struct {
 	Ret  [4]uint64
 }
 
-// Table is what the firmware answers RSI calls from.
+// Table is what the firmware answers RSI (realm mode) or RMI (host mode)
+// calls from.
 type Table struct {
+	Mode             Mode
 	IPAWidth         uint64
 	HashAlgo         rmi.HashAlgo
 	RAMBase, RAMSize uint64
@@ -94,31 +120,51 @@ var firmwareCalls = []uint32{
 // with no arguments at all, so x1 is whatever the register held.
 var versionRequests = []uint64{0, rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0)}
 
-// otherVersion is the model's RSI_VERSION answer to any request the table
-// does not list: one answer, or an error when the model's answer depends
-// on where the request falls between implemented revisions.
-func otherVersion(p rmi.Profile, m *rmi.Model) ([4]uint64, error) {
-	other := m.SMC(rmi.RSIVersion, math.MaxUint64)
+// otherVersion is the model's answer to the version call fid (RSI_VERSION
+// or RMI_VERSION, revs its implemented revisions) for any request the
+// table does not list: one answer, or an error when the model's answer
+// depends on where the request falls between implemented revisions.
+func otherVersion(p rmi.Profile, m *rmi.Model, fid uint32, revs []uint64) ([4]uint64, error) {
+	other := m.SMC(fid, math.MaxUint64)
 	probes := []uint64{0}
-	for _, r := range p.RSIRevisions {
+	for _, r := range revs {
 		probes = append(probes, r+1)
 	}
 	for _, req := range probes {
-		if slices.Contains(p.RSIRevisions, req) || slices.Contains(versionRequests, req) {
+		if slices.Contains(revs, req) || slices.Contains(versionRequests, req) {
 			continue
 		}
-		if got := m.SMC(rmi.RSIVersion, req); got != other {
-			return other, fmt.Errorf("%w: profile %s answers RSI_VERSION(%#x) %#x but %#x above every revision: one Otherwise entry cannot hold both", ErrTable, p.Name, req, got, other)
+		if got := m.SMC(fid, req); got != other {
+			return other, fmt.Errorf("%w: profile %s answers %s(%#x) %#x but %#x above every revision: one Otherwise entry cannot hold both", ErrTable, p.Name, rmi.FIDName(fid), req, got, other)
 		}
 	}
 	return other, nil
 }
 
-// NewTable writes the table for a realm whose firmware the model m
-// describes. The model must be a realm (RSI) with the firmware's IPA width.
+// versionEntries are the table's answers to the version call fid: one per
+// request a kernel is known to make, and the answer to any other.
+func versionEntries(p rmi.Profile, m *rmi.Model, fid uint32, revs []uint64) ([]Entry, error) {
+	var es []Entry
+	for _, rev := range versionRequests {
+		es = append(es, Entry{FID: fid, Kind: Answer, Arg: rev, Ret: m.SMC(fid, rev)})
+	}
+	other, err := otherVersion(p, m, fid, revs)
+	if err != nil {
+		return nil, err
+	}
+	return append(es, Entry{FID: fid, Kind: Otherwise, Ret: other}), nil
+}
+
+// NewTable writes the table for the cell whose firmware profile p
+// describes: a realm table (ModeRealm) when p answers RSI, which must be
+// with the firmware's IPA width, else a host table (ModeHost) when p
+// answers RMI.
 func NewTable(p rmi.Profile) (*Table, error) {
 	if len(p.RSIRevisions) == 0 {
-		return nil, fmt.Errorf("%w: profile %s has no RSI: only realm cells boot through the realm firmware", ErrTable, p.Name)
+		if len(p.RMIRevisions) > 0 {
+			return newHostTable(p)
+		}
+		return nil, fmt.Errorf("%w: profile %s has no RSI and no RMI: nothing for the firmware to answer", ErrTable, p.Name)
 	}
 	if p.Realm.IPAWidth != IPAWidth {
 		return nil, fmt.Errorf("%w: profile %s reports IPA width %d; the firmware's memory map needs %d", ErrTable, p.Name, p.Realm.IPAWidth, IPAWidth)
@@ -135,14 +181,11 @@ func NewTable(p rmi.Profile) (*Table, error) {
 		}
 		copy(t.Measurements[i][:], v)
 	}
-	for _, rev := range versionRequests {
-		t.Entries = append(t.Entries, Entry{FID: rmi.RSIVersion, Kind: Answer, Arg: rev, Ret: m.SMC(rmi.RSIVersion, rev)})
-	}
-	other, err := otherVersion(p, m)
+	es, err := versionEntries(p, m, rmi.RSIVersion, p.RSIRevisions)
 	if err != nil {
 		return nil, err
 	}
-	t.Entries = append(t.Entries, Entry{FID: rmi.RSIVersion, Kind: Otherwise, Ret: other})
+	t.Entries = es
 	for i := 0; i < max(1, len(p.RSIFeatures)); i++ {
 		t.Entries = append(t.Entries, Entry{FID: rmi.RSIFeatures, Kind: Answer, Arg: uint64(i), Ret: m.SMC(rmi.RSIFeatures, uint64(i))})
 	}
@@ -152,6 +195,28 @@ func NewTable(p rmi.Profile) (*Table, error) {
 	if err := t.setToken(p); err != nil {
 		return nil, err
 	}
+	return t, nil
+}
+
+// newHostTable writes the table for a KVM host below which p's RMM
+// stands: RMI_VERSION for every request and RMI_FEATURES for every
+// register, with the model's answer past the last one. The kernel's RAM is
+// the same range a realm's protected RAM is (1 GiB at 1 GiB, what the virt
+// machine gives a host cell); the realm fields are unused and left at
+// values ParseTable accepts.
+func newHostTable(p rmi.Profile) (*Table, error) {
+	m := rmi.New(p)
+	t := &Table{Mode: ModeHost, IPAWidth: IPAWidth, HashAlgo: rmi.HashSHA256,
+		RAMBase: ProtectedRAMBase, RAMSize: ProtectedRAMSize}
+	es, err := versionEntries(p, m, rmi.RMIVersion, p.RMIRevisions)
+	if err != nil {
+		return nil, err
+	}
+	t.Entries = es
+	for i := range max(1, len(p.RMIFeatures)) {
+		t.Entries = append(t.Entries, Entry{FID: rmi.RMIFeatures, Kind: Answer, Arg: uint64(i), Ret: m.SMC(rmi.RMIFeatures, uint64(i))})
+	}
+	t.Entries = append(t.Entries, Entry{FID: rmi.RMIFeatures, Kind: Otherwise, Ret: m.SMC(rmi.RMIFeatures, math.MaxUint64)})
 	return t, nil
 }
 
@@ -219,6 +284,7 @@ func (t *Table) Bytes() ([]byte, error) {
 	}
 	le.PutUint32(b[0x3c:], uint32(len(t.Token)))
 	le.PutUint32(b[0x40:], t.ChallengeOff)
+	le.PutUint32(b[0x44:], uint32(t.Mode))
 	for i, o := range t.REMOffs {
 		le.PutUint32(b[0x48+4*i:], o)
 	}
@@ -276,7 +342,10 @@ func ParseTable(b []byte) (*Table, error) {
 	t := &Table{
 		IPAWidth: le.Uint64(b[0x18:]), HashAlgo: rmi.HashAlgo(le.Uint64(b[0x20:])),
 		RAMBase: le.Uint64(b[0x28:]), RAMSize: le.Uint64(b[0x30:]),
-		ChallengeOff: le.Uint32(b[0x40:]),
+		ChallengeOff: le.Uint32(b[0x40:]), Mode: Mode(le.Uint32(b[0x44:])),
+	}
+	if t.Mode != ModeRealm && t.Mode != ModeHost {
+		return nil, fmt.Errorf("%w: unknown %s", ErrTable, t.Mode)
 	}
 	if t.IPAWidth != IPAWidth {
 		return nil, fmt.Errorf("%w: IPA width %d, the memory map needs %d", ErrTable, t.IPAWidth, IPAWidth)

@@ -135,6 +135,66 @@ func TestNewTable(t *testing.T) {
 	}
 }
 
+// A host's table answers RMI_VERSION and RMI_FEATURES as the model does,
+// for the requests listed and any other, and nothing of RSI.
+func TestNewHostTable(t *testing.T) {
+	for _, name := range []string{"rmm-1.0", "rmm-1.1", "rmm-2.0", "tf-rmm-0.8", "tf-rmm-0.9"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := rmi.LookupProfile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab, err := NewTable(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tab.Mode != ModeHost {
+				t.Fatalf("mode %s, want host", tab.Mode)
+			}
+			b, err := tab.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParseTable(b)
+			if err != nil || back.Mode != ModeHost {
+				t.Fatalf("parsed back: %v, mode %v", err, back)
+			}
+			m := rmi.New(p)
+			// answer is what the firmware's find() picks for (fid, x1).
+			answer := func(fid uint32, x1 uint64) ([4]uint64, bool) {
+				var other *Entry
+				for i, e := range back.Entries {
+					if e.FID != fid {
+						continue
+					}
+					if e.Kind == Otherwise {
+						other = &back.Entries[i]
+					} else if e.Arg == x1 {
+						return e.Ret, true
+					}
+				}
+				if other != nil {
+					return other.Ret, true
+				}
+				return [4]uint64{}, false
+			}
+			for _, fid := range []uint32{rmi.RMIVersion, rmi.RMIFeatures} {
+				for _, x1 := range []uint64{0, 1, 2, 3, 4, 9, rmi.Revision(1, 0), rmi.Revision(1, 1), rmi.Revision(2, 0), rmi.Revision(3, 0), 0xffff800080000000} {
+					got, ok := answer(fid, x1)
+					if want := m.SMC(fid, x1); !ok || got != want {
+						t.Errorf("%s(%#x): table %#x (found %v), model %#x", rmi.FIDName(fid), x1, got, ok, want)
+					}
+				}
+			}
+			for _, e := range back.Entries {
+				if e.FID != rmi.RMIVersion && e.FID != rmi.RMIFeatures {
+					t.Errorf("host table answers %s", rmi.FIDName(e.FID))
+				}
+			}
+		})
+	}
+}
+
 func TestNewTableErrors(t *testing.T) {
 	none, _ := rmi.LookupProfile("none")
 	wide, _ := rmi.LookupProfile("realm")
@@ -143,7 +203,7 @@ func TestNewTableErrors(t *testing.T) {
 		p    rmi.Profile
 		want string
 	}{
-		{none, "has no RSI"},
+		{none, "has no RSI and no RMI"},
 		{wide, "IPA width 48"},
 	} {
 		_, err := NewTable(c.p)
@@ -178,6 +238,7 @@ func TestParseTableErrors(t *testing.T) {
 		{"ram", edit(func(b []byte) { le.PutUint64(b[0x30:], 2<<30) }), "protected RAM"},
 		{"token", edit(func(b []byte) { le.PutUint32(b[0x3c:], 1<<20) }), "token template"},
 		{"kind", edit(func(b []byte) { le.PutUint32(b[entriesOff+4:], 9) }), "unknown kind 9"},
+		{"mode", edit(func(b []byte) { le.PutUint32(b[0x44:], 2) }), "unknown mode 2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

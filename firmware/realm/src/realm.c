@@ -4,7 +4,9 @@
  * RSI table, builds stage 2 (README.md has the map), gives the kernel
  * only its own RAM in the device tree, enters it at EL1 and then answers
  * the kernel's SMCs: RSI from the table, PSCI forwarded to QEMU, the
- * SMCCC version itself. Anything else that reaches EL2 is printed as one
+ * SMCCC version itself. In host mode (the table says so) it stands where
+ * the RMM stands for a KVM host instead: no stage 2, the kernel's RAM
+ * plain, RMI answered from the table and RSI not supported. Anything else that reaches EL2 is printed as one
  * "realmfw: fatal:" line and the VM is powered off.
  */
 #include "table.h"
@@ -31,6 +33,10 @@ extern char secondary_start[];
 #define PSCI_SYSTEM_OFF		0x84000008U
 #define PSCI_FEATURES		0x8400000AU
 #define NOT_SUPPORTED		(~0UL)
+
+/* RMI (TF-RMM smc-rmi.h): the host's range. */
+#define RMI_FIRST		0xC4000150U
+#define RMI_LAST		0xC400018FU
 
 /* RSI (Linux rsi_smc.h, RMM specification DEN0137). */
 #define RSI_FID(n)		(0xC4000000U | (n))
@@ -78,7 +84,7 @@ static u8 meas[NUM_MEAS][MEAS_MAX];
 static u8 token[TOKEN_MAX];
 static u64 token_len, token_off;
 static int token_live;
-static u64 ram_base, ram_end, ipa_width, hash_algo, table_entries;
+static u64 ram_base, ram_end, ipa_width, hash_algo, table_entries, mode;
 static u64 cpu_entry[FW_MAX_CPUS], cpu_ctx[FW_MAX_CPUS];
 
 int sha_digest(u64 algo, const u8 *a, u64 alen, const u8 *b, u64 blen, u8 *out);
@@ -222,6 +228,9 @@ static void check_table(void)
 	ram_end = ram_base + rd(t + 0x30, 8);
 	if (ram_base != RAM_PA || ram_end <= ram_base || ram_end > RAM_PA + GB)
 		fatal("RSI table: protected RAM must start at 0x40000000 and fit in 1 GiB", "base", ram_base, "end", ram_end);
+	mode = rd(t + 0x44, 4);
+	if (mode != MODE_REALM && mode != MODE_HOST)
+		fatal("RSI table: unknown mode", "mode", mode, 0, 0);
 	u64 toff = rd(t + 0x38, 4), tlen = rd(t + 0x3c, 4), coff = rd(t + 0x40, 4);
 	if (toff + tlen > size || tlen > TOKEN_MAX || (tlen && coff + 64 > tlen))
 		fatal("RSI table: token template out of bounds", "offset", toff, "length", tlen);
@@ -349,11 +358,25 @@ void fw_main(u64 cpu)
 	if (cpu != 0)
 		fatal("CPU started before CPU_ON", "cpu", cpu, 0, 0);
 	check_table();
+	/* Both modes keep the firmware's own RAM (2-3 GiB) from the kernel;
+	 * a host's RAM is the same range, plain. */
+	limit_memory();
+	const u8 *img = (const u8 *)KERNEL_PA;
+	if (mode == MODE_HOST) {
+		if (rd(img + 0x38, 4) != 0x644d5241)
+			fatal("no arm64 Image at the kernel address, the kernel never reached EL1", "addr", KERNEL_PA, 0, 0);
+		puts("realmfw: host mode, RMI table v1, ");
+		putdec(table_entries);
+		puts(" entries, RAM ");
+		puthex(ram_base);
+		puts("-");
+		puthex(ram_end);
+		puts(", no stage 2; kernel at EL1\n");
+		enter_el1(KERNEL_PA, RAM_PA);
+	}
 	for (u64 g = ram_base / GRANULE; g < ram_end / GRANULE; g++)
 		ripas[g] = RIPAS_RAM;
-	limit_memory();
 	setup_stage2();
-	const u8 *img = (const u8 *)KERNEL_PA;
 	if (rd(img + 0x38, 4) != 0x644d5241)
 		fatal("no arm64 Image at the kernel address, the kernel never reached EL1", "addr", KERNEL_PA, 0, 0);
 	puts("realmfw: RSI table v1, ");
@@ -371,8 +394,10 @@ void fw_main(u64 cpu)
 
 void fw_secondary(u64 cpu)
 {
-	setup_stage2();
-	enable_stage2();
+	if (mode == MODE_REALM) {
+		setup_stage2();
+		enable_stage2();
+	}
 	enter_el1(cpu_entry[cpu], cpu_ctx[cpu]);
 }
 
@@ -587,6 +612,20 @@ static void rsi(struct frame *f, u32 fid)
 	fatal("RSI table: the firmware does not implement this call", "fid", fid, 0, 0);
 }
 
+/* rmi answers a host's RMI call from the table; a function the table
+ * does not answer is NOT_SUPPORTED with x1..x3 as they were, as the model
+ * answers every RMI function but VERSION and FEATURES. */
+static void rmi(struct frame *f, u32 fid)
+{
+	const u8 *e = find(fid, f->x[1]);
+	if (!e || rd(e + 4, 4) == KIND_FIRMWARE) {
+		f->x[0] = NOT_SUPPORTED;
+		return;
+	}
+	for (int i = 0; i < 4; i++)
+		f->x[i] = rd(e + 16 + 8 * i, 8);
+}
+
 static void forward(struct frame *f)
 {
 	u64 r[4] = { f->x[0], f->x[1], f->x[2], f->x[3] };
@@ -618,6 +657,12 @@ static void smc(struct frame *f)
 		f->x[0] = NOT_SUPPORTED;	/* not an SMCCC function ID */
 		return;
 	}
+	if (mode == MODE_HOST && fid >= RSI_VERSION && fid <= RSI_RANGE_END) {
+		f->x[0] = NOT_SUPPORTED;	/* a host is not a realm */
+		return;
+	}
+	if (mode == MODE_HOST && fid >= RMI_FIRST && fid <= RMI_LAST)
+		return rmi(f, fid);
 	if (fid >= RSI_VERSION && fid <= RSI_LAST_KNOWN)
 		return rsi(f, fid);
 	if (fid > RSI_LAST_KNOWN && fid <= RSI_RANGE_END) {

@@ -1,6 +1,9 @@
 /*
- * The RSI table: what the testbed writes per cell from the rmi model
+ * The table: what the testbed writes per cell from the rmi model
  * (Go: firmware/realm.Table) and loads at TABLE_PA with -device loader.
+ * Its mode says what the firmware stands in for: the RMM as a realm sees
+ * it (RSI answers, the realm's memory view) or as a host sees it (RMI
+ * answers, no stage 2).
  * All numbers little-endian. Changing the layout means bumping
  * TABLE_VERSION here and in the Go writer together.
  *
@@ -14,7 +17,8 @@
  *   0x028  u64 protected RAM base (IPA = PA; initial RIPAS RAM)
  *   0x030  u64 protected RAM size (the device tree's memory node says so)
  *   0x038  u32 token template offset, u32 token template length
- *   0x040  u32 challenge offset in the token (64 bytes), u32 0
+ *   0x040  u32 challenge offset in the token (64 bytes),
+ *          u32 mode (MODE_REALM, MODE_HOST)
  *   0x048  u32 REM offsets in the token, 4 of them (0: not in the token)
  *   0x058  u8  RPV[64]
  *   0x098  u8  measurements[5][64] (RIM, REM0..3), digest-size prefix used
@@ -40,5 +44,9 @@
 #define KIND_ANSWER	1	/* fixed x0..x3 for this (fid, x1) */
 #define KIND_FIRMWARE	2	/* the firmware implements fid from the table's state */
 #define KIND_OTHERWISE	3	/* fixed x0..x3 for fid when no ANSWER matches x1 */
+
+/* Modes. */
+#define MODE_REALM	0	/* RSI from the table, stage 2 as a realm's memory */
+#define MODE_HOST	1	/* RMI from the table, RSI NOT_SUPPORTED, no stage 2 */
 
 #endif

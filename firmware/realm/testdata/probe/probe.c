@@ -1,8 +1,9 @@
 /*
  * A stand-in kernel for the firmware's tests: an arm64 Image header, then
- * a few RSI and PSCI calls printed on the PL011, then what the test asked
- * for in the header's res2 field (offset 32): 0 power off, 1 touch the
- * unmapped flash (stage-2 fault), 2 ask RSI_VERSION for a revision the
+ * a few RSI, RMI and PSCI calls printed on the PL011 (the test compares
+ * the RSI_VERSION and RMI lines with the model's answers), then what the
+ * test asked for in the header's res2 field (offset 32): 0 power off,
+ * 1 touch the flash (unmapped in realm mode: a stage-2 fault), 2 ask RSI_VERSION for a revision the
  * table lacks, 3 an HVC (unexpected trap), 4 start CPU 1 with PSCI
  * CPU_ON and wait for it to say where it runs.
  */
@@ -82,10 +83,19 @@ void probe_main(void)
 	show("RSI_IPA_STATE_GET", smc(0xC4000198, 0x40000000, 0x80000000, 0));
 	show("RSI_IPA_STATE_GET mmio", smc(0xC4000198, 0x09000000, 0x09001000, 0));
 	show("RSI_UNKNOWN", smc(0xC40001A0, 0, 0, 0));
+	show("RMI_VERSION 1.0", smc(0xC4000150, 0x10000, 0, 0));
+	show("RMI_VERSION 1.1", smc(0xC4000150, 0x10001, 0, 0));
+	show("RMI_VERSION 2.0", smc(0xC4000150, 0x20000, 0, 0));
+	show("RMI_VERSION 9.9", smc(0xC4000150, 0x90009, 0, 0));
+	show("RMI_FEATURES 0", smc(0xC4000165, 0, 0, 0));
+	show("RMI_FEATURES 1", smc(0xC4000165, 1, 0, 0));
+	show("RMI_FEATURES 9", smc(0xC4000165, 9, 0, 0));
+	show("RMI_GRANULE_DELEGATE", smc(0xC4000151, 0x40000000, 0, 0));
 	switch (mode) {
 	case 1:
 		puts("probe: reading flash\n");
 		(void)*(volatile u64 *)0x1000;
+		puts("probe: read flash\n");
 		break;
 	case 2:
 		show("RSI_FEATURES 9", smc(0xC4000191, 9, 0, 0));
