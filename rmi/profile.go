@@ -161,6 +161,14 @@ func builtinProfiles() []Profile {
 			SMCCC11: true,
 		},
 		{
+			Name:         "realm-da",
+			Description:  "as realm, with Device Assignment in RSI feature register 0 bit 0, where RFC v1 24/38 looks for it (no released RMM answers a realm so)",
+			RSIRevisions: []uint64{Revision(1, 0)},
+			RSIFeatures:  []uint64{RSIReg0DA.Set(0, 1)},
+			Realm:        RealmConfig{IPAWidth: 32, HashAlgo: HashSHA256},
+			SMCCC11:      true,
+		},
+		{
 			Name:         "tf-rmm-0.9",
 			Description:  "TF-A v2.15.0 + TF-RMM v0.9.0 on QEMU's RME machine, as measured: RMI 2.0 only, no DA (no SMMU list in the boot manifest)",
 			RMIRevisions: []uint64{Revision(2, 0)},
@@ -188,7 +196,7 @@ func (p Profile) clone() Profile {
 }
 
 // Profiles lists the built-in firmware profiles: none, rmm-1.0, rmm-1.1,
-// rmm-2.0, realm, and the measured tf-rmm-0.9 and tf-rmm-0.8 (named after
+// rmm-2.0, realm, realm-da, and the measured tf-rmm-0.9 and tf-rmm-0.8 (named after
 // the real firmware builds they stand in for, cell.Firmware).
 func Profiles() []Profile {
 	return builtinProfiles()

@@ -173,7 +173,7 @@ func TestLookupProfile(t *testing.T) {
 	if !errors.Is(err, ErrUnknownProfile) {
 		t.Fatalf("err = %v, want ErrUnknownProfile", err)
 	}
-	want := `unknown firmware profile "rmm-3" (known: none, rmm-1.0, rmm-1.1, rmm-2.0, realm, tf-rmm-0.9, tf-rmm-0.8)`
+	want := `unknown firmware profile "rmm-3" (known: none, rmm-1.0, rmm-1.1, rmm-2.0, realm, realm-da, tf-rmm-0.9, tf-rmm-0.8)`
 	if err.Error() != want {
 		t.Errorf("err = %q, want %q", err, want)
 	}
