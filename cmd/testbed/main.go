@@ -19,8 +19,9 @@
 // a patch series run as a variant (README, "Bring your own series").
 // Each command's --help gives its flags.
 //
-// Exit codes: 0 every check as expected, 1 a check differs from its
-// expectation, 2 usage or infrastructure error.
+// Exit codes: 0 every check as expected (or measured, ungraded, in a
+// series' cells), 1 a check differs from its expectation, 2 usage or
+// infrastructure error.
 package main
 
 import (
