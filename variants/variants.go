@@ -14,7 +14,7 @@
 // builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
 // smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestFauxRealm,
 // TestFauxBuiltinRealm, TestTSMNullRealFirmware, TestRFCRealm,
-// TestRFCRealFirmware) and ./images/kernel (TestBuildStock).
+// TestRFCRealmDA, TestRFCRealFirmware) and ./images/kernel (TestBuildStock).
 package variants
 
 import (

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"cca-testbed/cell"
+	"cca-testbed/emulated"
 	"cca-testbed/matrix"
 	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
@@ -100,4 +101,53 @@ func TestRFCRealFirmware(t *testing.T) {
 		t.Error("arm-rmi-dev is registered")
 	}
 	agreesWithModel(t, ctx, c, r.Snapshot)
+}
+
+// TestRFCRealmDA boots the same realm with the firmware profile realm-da,
+// whose RSI feature register 0 reports Device Assignment (bit 0, where the
+// RFC's 24/38 reads it): arm-cca-guest's probe then registers the realm's
+// tsm0 below arm-rsi-dev. The default expectations say no tsm0, so the
+// facts are asserted here instead of grading, and the model of the same
+// profile must agree fact for fact.
+func TestRFCRealmDA(t *testing.T) {
+	defer leftovers(t, ownTemp(t))
+	ctx := context.Background()
+	const profile = "realm-da"
+	c := mustCell(t, "rfc/realm")
+	b := newBackend(t, Options{FirmwareProfile: profile})
+	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := results[0].Snapshot
+	if real == nil {
+		t.Fatalf("no snapshot: %+v", results[0])
+	}
+	const tsm0 = "devices/platform/arm-rsi-dev/tsm/tsm0"
+	for _, f := range [][3]string{
+		{snapshot.KindDevice, tsm0, ""},
+		{snapshot.KindSubsystem, tsm0, "tsm"},
+		{snapshot.KindDriver, "devices/platform/arm-rsi-dev", "arm-cca-guest"},
+	} {
+		if v, ok := real.Lookup(f[0], f[1]); !ok || v != f[2] {
+			t.Errorf("snapshot %s %s = %q (%v), want %q", f[0], f[1], v, ok, f[2])
+		}
+	}
+	if real.Meta.Conduit != "realmfw:"+profile {
+		t.Errorf("conduit %q, want realmfw:%s", real.Meta.Conduit, profile)
+	}
+	inst, err := emulated.Backend{Profile: profile}.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := matrix.Snapshot(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range snapshot.Diff(real, model) {
+		t.Errorf("%s@%s: real vs model: %s", c, profile, ch)
+	}
 }
