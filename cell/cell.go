@@ -318,7 +318,8 @@ func (c Cell) FirmwareProfile() string {
 // from the command line (cca_testbed.smc=); a kernel built from a recipe
 // or a user's series, or a distribution's package, has no glue, so on
 // those cells nothing answers RMI and DA is never asked. Real firmware
-// (host@tf-rmm-*) answers any kernel over SMC.
+// (host@tf-rmm-*) answers any kernel over SMC. Keep this in step with
+// vm's Cmdline, which picks what answers each cell.
 func (c Cell) NoRMIAnswerer() string {
 	if c.Firmware != "" || (c.Role != HostDA && c.Role != HostNoDA) {
 		return ""

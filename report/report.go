@@ -207,10 +207,12 @@ func conduit(c matrix.CellResult) string {
 	if c.Snapshot == nil || c.Snapshot.Meta.Conduit == "" {
 		return "-"
 	}
-	if why := c.Cell.NoRMIAnswerer(); why != "" {
+	rec := c.Snapshot.Meta.Conduit
+	// Firmware below the kernel ("smc", "realmfw:...") answers any kernel.
+	if why := c.Cell.NoRMIAnswerer(); why != "" && (rec == "none" || strings.HasPrefix(rec, "emulated-rmi")) {
 		return why
 	}
-	return c.Snapshot.Meta.Conduit
+	return rec
 }
 
 func orNone(s string) string {

@@ -206,3 +206,29 @@ func TestSeriesProvenance(t *testing.T) {
 		}
 	}
 }
+
+// TestConduit: a model host cell of a kernel without the glue says that
+// nothing answered its RMI calls, unless firmware below the kernel did.
+func TestConduit(t *testing.T) {
+	stockHost := cell.Cell{Variant: cell.Stock, Role: cell.HostDA, Userspace: cell.Forky}
+	tests := []struct {
+		c        cell.Cell
+		recorded string
+		want     string
+	}{
+		{stockHost, "none", "no RMI answerer (recipe kernel: model answers reach only the project glue)"},
+		{stockHost, "emulated-rmi:rmm-1.1", "no RMI answerer (recipe kernel: model answers reach only the project glue)"},
+		{stockHost, "realmfw:rmm-1.1", "realmfw:rmm-1.1"},
+		{cell.Cell{Variant: cell.DebianKernel, Role: cell.HostNoDA, Userspace: cell.Forky}, "none", "no RMI answerer (prebuilt kernel: model answers reach only the project glue)"},
+		{cell.Cell{Variant: cell.Platform, Role: cell.HostDA, Userspace: cell.Forky}, "emulated-rmi:rmm-1.1", "emulated-rmi:rmm-1.1"},
+		{cell.Cell{Variant: cell.Stock, Role: cell.Host, Userspace: cell.Forky, Firmware: cell.TFRMM09}, "smc", "smc"},
+		{cell.Cell{Variant: cell.Stock, Role: cell.Realm, Userspace: cell.Forky}, "realmfw:realm", "realmfw:realm"},
+		{stockHost, "", "-"},
+	}
+	for _, tt := range tests {
+		r := matrix.CellResult{Cell: tt.c, Name: tt.c.String(), Snapshot: &snapshot.Snapshot{Meta: snapshot.Meta{Conduit: tt.recorded}}}
+		if got := conduit(r); got != tt.want {
+			t.Errorf("%s recorded %q: %q, want %q", tt.c, tt.recorded, got, tt.want)
+		}
+	}
+}
