@@ -49,6 +49,13 @@ const (
 	// SMCCCAuxV5 is v5 of the auxiliary-device series as posted
 	// (2026-05-14), built from its recipe (variants/smccc-aux-v5).
 	SMCCCAuxV5 Variant = "smccc-aux-v5"
+	// SMCCCAuxV4 is v4 of the auxiliary-device series as posted
+	// (2026-04-27) with arm-cca-dev kept (1/2), with the host device of
+	// the host DA series built on it; SMCCCAuxV4NoLegacy adds 2/2, which
+	// drops arm-cca-dev. Built from their recipes (variants/smccc-aux-v4,
+	// variants/smccc-aux-v4-nolegacy).
+	SMCCCAuxV4         Variant = "smccc-aux-v4"
+	SMCCCAuxV4NoLegacy Variant = "smccc-aux-v4-nolegacy"
 	// DebianKernel is Debian's own prebuilt arm64 kernel package for 7.3
 	// (trixie-backports linux-image-7.3*-arm64), booted with its modules
 	// and the initramfs its installation generates: what a distro user
@@ -114,7 +121,7 @@ var fromSeries = map[Variant]bool{}
 
 // fromRecipe holds the built-in variants whose kernel is a recipe in
 // variants/ (linux-source-7.3 plus a patch series, possibly empty; no glue).
-var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, FauxTree: true, TSMNull: true, RFC: true}
+var fromRecipe = map[Variant]bool{Faux: true, FauxBuiltin: true, Stock: true, SMCCCBus: true, SMCCCBusNext: true, SMCCCAuxV5: true, SMCCCAuxV4: true, SMCCCAuxV4NoLegacy: true, FauxTree: true, TSMNull: true, RFC: true}
 
 // FromRecipe reports whether built-in variant v is built from a recipe
 // in variants/ rather than from kernel-configs.
@@ -144,8 +151,8 @@ var Variants = []VariantInfo{
 	// Recipes' descriptions are their Summary (variants' tests keep the two equal).
 	{Faux, "recipe: posted guest-side faux device: rsi.c drops arm-cca-dev; arm_cca_guest (m, no device table) would create faux arm-rsi-dev in its own init, but as a module nothing loads it: no device, no report, systemd finds nothing; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken); date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux", DANone},
 	{FauxBuiltin, "recipe: the posted faux patch built in (ARM_CCA_GUEST=y): in a realm arm_cca_guest's init creates faux arm-rsi-dev under /sys/devices/faux, bound to faux_driver, and registers the report; no MODALIAS, no arm-cca-dev, so systemd finds nothing; tsm_report built in gives every VM an empty report interface; no host device (1 patch); by Aneesh Kumar K.V (Arm); version [PATCH] coco: guest: arm64: Update ARM CCA guest driver (single patch, not taken), built in; date 2025-10-08; message-id 20251008132758.784275-1-aneesh.kumar@kernel.org; quilt variants/faux-builtin", DANone},
-	{SMCCCAux, "v2 series: arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices, legacy arm-cca-dev kept", DAReg0Bit42},
-	{SMCCCAuxNoLegacy, "as smccc-aux without the legacy arm-cca-dev platform device", DAReg0Bit42},
+	{SMCCCAux, "project glue (not a posted series; smccc-aux-v4 is v4 as posted): arm-smccc platform device with auxiliary arm_cca_host/arm_cca_guest devices from the model's answers, RMI_VERSION(1.0) and DA in register 0 bit 42 as the RFC checked, legacy arm-cca-dev kept", DAReg0Bit42},
+	{SMCCCAuxNoLegacy, "project glue (not a posted series; smccc-aux-v4-nolegacy is v4 as posted): as smccc-aux without the legacy arm-cca-dev platform device", DAReg0Bit42},
 	// The recipe's Summary (variants' tests keep the two equal).
 	{SMCCCBus, "recipe: v7 as posted: arm_smccc bus matched by name; arm-rsi-dev-<id> (ids from 1, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:arm-rsi-dev autoloads arm_cca_guest, which binds it; TRNG as arm-smccc-trng; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (4 patches); by Aneesh Kumar K.V (Arm); version v7; date 2026-06-11; quilt variants/smccc-bus", DANone},
 	{Virtual, "project glue (kernel-configs), not a posted patch: tsm_register(NULL) from the glue's answers, no device, tsm0 under /sys/devices/virtual/tsm; tsm-null is the position as a recipe", DAReg0Bit42},
@@ -153,6 +160,8 @@ var Variants = []VariantInfo{
 	{Stock, "recipe: Debian's linux-source-7.3 unpatched: upstream rsi.c registers arm-cca-dev in a realm, arm_cca_guest (m) autoloads; no host side (no patches); by Debian Kernel Team (upload by Ben Hutchings); version linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports), as shipped; date 2026-11-15; quilt variants/stock", DANone},
 	{SMCCCBusNext, "recipe: queued for-next/smccc-bus: arm_smccc bus matched by SMCCC function ID; arm-rsi (no suffix, no parent) when RSI_VERSION answers over SMC, MODALIAS arm_smccc:fC4000190 autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (5 patches); by Aneesh Kumar K.V (Arm), queued by Catalin Marinas; version arm64 for-next/smccc-bus (for-next/core, next merge window); date 2026-09-24; commit bce57945f5e7207960b2bd567a6e880f90258ffb; quilt variants/smccc-bus-next", DANone},
 	{SMCCCAuxV5, "recipe: v5 as posted: platform arm-smccc when SMCCC has a conduit; auxiliary arm_cca_guest.arm-rsi-dev.0 below it when RSI_VERSION answers over SMC, alias auxiliary:arm_cca_guest.arm-rsi-dev autoloads arm_cca_guest, which binds it; /sys/firmware/cca/realm_guest; no arm-cca-dev; no host device (3 patches); by Aneesh Kumar K.V (Arm); version v5; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v5", DANone},
+	{SMCCCAuxV4, "recipe: v4 as posted, arm-cca-dev kept (1/2) with the host DA series' arm-rmi-dev: platform arm-smccc always; auxiliary arm_cca_guest.arm-rsi-dev.0 when RSI_VERSION answers over SMC, aliased to arm_cca_guest, which binds it; arm_cca_host.arm-rmi-dev.0 when RMI_VERSION(2.0) succeeds, aliased to arm_cca_host, whose probe registers tsm0 only with DA in RMI feature register 2; upstream's arm-cca-dev still in a realm, unaliased (2 patches); by Aneesh Kumar K.V (Arm); version v4 1/2 (+ RFC v4 01/14 of the host DA series); date 2026-04-27; message-id 20260427061615.905018-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v4", DAReg2Bit0},
+	{SMCCCAuxV4NoLegacy, "recipe: v4 as posted with 2/2 (arm-cca-dev dropped) and the host DA series' arm-rmi-dev: platform arm-smccc always; auxiliary arm_cca_guest.arm-rsi-dev.0 when RSI_VERSION answers over SMC, aliased to arm_cca_guest, which binds it; arm_cca_host.arm-rmi-dev.0 when RMI_VERSION(2.0) succeeds, whose probe registers tsm0 only with DA in RMI feature register 2; no arm-cca-dev and no realm_guest, so systemd finds no realm (3 patches); by Aneesh Kumar K.V (Arm); version v4 1/2 and 2/2 (+ RFC v4 01/14 of the host DA series); date 2026-04-27; message-id 20260427061615.905018-1-aneesh.kumar@kernel.org; quilt variants/smccc-aux-v4-nolegacy", DAReg2Bit0},
 	{DebianKernel, "Debian's prebuilt trixie-backports linux-image-7.3*-arm64 (measured: linux-image-7.3.4+deb13-arm64 7.3.4-1~bpo13+1) with its modules and the initramfs-tools initramfs its installation generates: upstream rsi.c and arm_cca_guest (m), virtio and ext4 as modules; no host side", DANone},
 	{FauxTree, `recipe: proposal without a posted patch (Catalin Marinas, Greg KH "seems sane"): faux arm-smccc when SMCCC has a conduit; arm_cca_guest, loaded by a udev rule when /sys/firmware/cca/realm_guest reads 1, creates faux arm-rsi-dev below it with tsm/tsm0; no modalias; no arm-cca-dev; no host device (3 patches); userspace part: /etc/udev/rules.d/60-cca-realm-guest.rules; by Catalin Marinas (proposal, no patch); version proposal in the v5 thread; date 2026-05-14; message-id 20260514094030.42495-1-aneesh.kumar@kernel.org; quilt variants/faux-tree`, DANone},
 	{TSMNull, "recipe: proposal without a posted patch (Jason Gunthorpe, Dan Williams; Jonathan Cameron objecting): built-in arm_cca_host asks RMI_VERSION(1.0) and RMI_FEATURES(0) bit 42 over SMC and, with DA, calls tsm_register(NULL): tsm0 under /sys/devices/virtual/tsm, no device, no modalias; realm side as stock 7.3 (arm-cca-dev) (1 patch); by Jason Gunthorpe, Dan Williams (proposal, no patch); version proposal in the RFC v1 11/38 thread; date 2025-07-31; message-id 20250731121133.GP26511@ziepe.ca; quilt variants/tsm-null", DAReg0Bit42},

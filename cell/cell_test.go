@@ -13,7 +13,7 @@ func TestParse(t *testing.T) {
 		{"faux/realm", "faux/realm", ""},
 		{"platform/realm@trixie", "platform/realm@trixie", ""},
 		{"platform/realm@forky", "platform/realm", ""},
-		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, faux-builtin, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock, smccc-bus-next, smccc-aux-v5, debian-kernel, faux-tree, tsm-null, rfc)`},
+		{"nosuch/realm", "", `variant "nosuch" (known: platform, faux, faux-builtin, smccc-aux, smccc-aux-nolegacy, smccc-bus, virtual, module-faux, stock, smccc-bus-next, smccc-aux-v5, smccc-aux-v4, smccc-aux-v4-nolegacy, debian-kernel, faux-tree, tsm-null, rfc)`},
 		{"faux/guest", "", `role "guest" (known: host-da, host-noda, realm, plain, host)`},
 		{"faux/host@tf-rmm-0.9", "faux/host@tf-rmm-0.9", ""},
 		{"faux/host@tf-rmm-0.8@trixie", "faux/host@tf-rmm-0.8@trixie", ""},

@@ -18,7 +18,9 @@ const (
 	fauxModule  = "cca_faux"
 	reportMod   = "tsm_report"
 	// ccaGuest is upstream's realm guest driver (drivers/virt/coco/arm-cca-guest).
-	ccaGuest   = "arm_cca_guest"
+	ccaGuest = "arm_cca_guest"
+	// ccaHost is the host DA series' host driver (drivers/virt/coco/arm-cca-host).
+	ccaHost    = "arm_cca_host"
 	fauxDriver = "faux_driver"
 	// The RFC's host TSM module (arm-cca-host) and its platform driver,
 	// and the name of its guest driver once it is a platform driver.
@@ -61,6 +63,11 @@ type kernelSpec struct {
 	// makes it (variants/smccc-aux-v5): an auxiliary driver matching
 	// arm_cca_guest.arm-rsi-dev; the series selects the auxiliary bus.
 	auxGuest bool
+	// auxHost: the host DA series' arm_cca_host module is built (the v4
+	// recipes): an auxiliary driver matching arm_cca_host.arm-rmi-dev,
+	// whose probe registers tsm0 only with DA in RMI feature register 2.
+	// It selects the TSM core.
+	auxHost bool
 	// fauxGuest: upstream's guest module as the posted faux patch makes
 	// it (variants/faux): no device table, so no alias; its init creates
 	// faux arm-rsi-dev, whose probe registers the report in a realm.
@@ -196,6 +203,14 @@ var kernels = map[cell.Variant]kernelSpec{
 		upstream: true, auxGuest: true,
 		glue: smcccAuxV5,
 	},
+	cell.SMCCCAuxV4: {
+		upstream: true, auxGuest: true, auxHost: true,
+		glue: smcccAuxV4(true),
+	},
+	cell.SMCCCAuxV4NoLegacy: {
+		upstream: true, auxGuest: true, auxHost: true,
+		glue: smcccAuxV4(false),
+	},
 	cell.FauxTree: {
 		upstream: true, fauxTree: true,
 		glue:  fauxTree,
@@ -317,6 +332,37 @@ func smcccAuxV5(c *core, b buses, d rmi.Decisions) {
 	c.do(c.t.WriteFile("firmware/cca/realm_guest", map[bool]string{true: "1\n", false: "0\n"}[d.RSI]))
 }
 
+// v4Host is the auxiliary device name the host DA series' arm_cca_host
+// matches, aliased auxiliary:arm_cca_host.arm-rmi-dev.
+const v4Host = ccaHost + ".arm-rmi-dev"
+
+// smcccAuxV4 is v4's registration as posted (variants/smccc-aux-v4):
+// at device_initcall the SMCCC core adds platform device arm-smccc on
+// every kernel (no conduit check before v5); below it
+// arm_cca_guest.arm-rsi-dev.0 when the conduit is SMC (SMCCC 1.1) and
+// RSI_VERSION succeeded, and, from the host DA series built on it,
+// arm_cca_host.arm-rmi-dev.0 when RMI_VERSION(2.0) succeeded over the
+// SMCCC 1.1 conduit. The model's host profiles stand for an RMM the
+// glue asks over the command line; this kernel has no glue and asks
+// through SMCCC, which QEMU's own PSCI leaves at 1.0 (no conduit), so
+// there only real firmware answers. legacy keeps upstream rsi.c's
+// arm-cca-dev (1/2 alone); 2/2 drops it. No realm_guest (v5), no TRNG
+// device (no firmware the testbed boots answers TRNG_VERSION).
+func smcccAuxV4(legacy bool) func(*core, buses, rmi.Decisions) {
+	return func(c *core, b buses, d rmi.Decisions) {
+		if legacy {
+			upstreamRSI(c, b, d) // arch_initcall, before the SMCCC core's
+		}
+		smccc := c.deviceAdd(b.platform, "arm-smccc", nil, "devices/platform")
+		if d.SMCCC11 && d.RSI {
+			c.deviceAdd(b.aux, v5Guest+".0", smccc, "")
+		}
+		if d.SMCCC11 && d.RMI20 {
+			c.deviceAdd(b.aux, v4Host+".0", smccc, "")
+		}
+	}
+}
+
 // fauxTree is the faux tree proposal's registration (variants/faux-tree):
 // the SMCCC core creates faux device arm-smccc (devices/faux/arm-smccc)
 // at device_initcall when PSCI gave it an SMCCC 1.1+ conduit; the RSI
@@ -416,6 +462,10 @@ func (k kernelSpec) modules() *kmod.Index {
 		alias("platform:arm-rmi-dev", rfcHostModule)
 		x.Deps[rfcHostModule] = nil
 	}
+	if k.auxHost {
+		alias("auxiliary:"+v4Host, ccaHost)
+		x.Deps[ccaHost] = nil // the TSM core is built in
+	}
 	return x
 }
 
@@ -441,7 +491,7 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			return []string{"MODALIAS=auxiliary:" + beforeLast(d.name, '.')}
 		}})
 	}
-	if !k.upstream || k.fauxTree || k.tsmNull || k.rfc { // the TSM core is built in
+	if !k.upstream || k.fauxTree || k.tsmNull || k.rfc || k.auxHost { // the TSM core is built in
 		c.classRegister("tsm")
 	}
 	// faux_driver is built in and binds every faux device at creation.
@@ -515,7 +565,22 @@ func boot(v cell.Variant, d rmi.Decisions) (*core, error) {
 			if d.RSI {
 				c.deviceAdd(b.faux, "arm-rsi-dev", nil, "devices/faux")
 			}
-		case rfcHostModule:
+		case rfcHostModule: // arm_cca_host, the RFC's or the v4 host DA series'
+			if k.auxHost {
+				// module_auxiliary_driver: no .name, so the driver is
+				// named after the module; the probe reads
+				// RMI_FEATURES(2) itself.
+				c.driverRegister(&driver{name: ccaHost, bus: b.aux, module: name,
+					match: idMatch(b.aux, v4Host),
+					probe: func(dev *device) error {
+						if !d.DAReg2 {
+							return errNoDev
+						}
+						tsmRegister(dev)
+						return nil
+					}})
+				break
+			}
 			// module_platform_driver: the probe registers tsm0 below
 			// the device it binds.
 			c.driverRegister(&driver{name: rfcHostDriver, bus: b.platform, module: name,

@@ -11,6 +11,13 @@ type Decisions struct {
 	DA bool
 	// RSI: RSI_VERSION(1.0) returned RSI_SUCCESS; this is a realm.
 	RSI bool
+	// RMI20: RMI_VERSION(2.0) returned RMI_SUCCESS: an RMM 2.0, which the
+	// host series of 2026 (RMM 2.0, DA in register 2) asks for. Not
+	// what the glue decides on; variants/smccc-aux-v4 does.
+	RMI20 bool
+	// DAReg2: RMI20, and RMI_FEATURES(2) has bit 0 (DA) set, the check
+	// of the host DA series of 2026 (RFC v4 01/14).
+	DAReg2 bool
 	// SMCCC11: the kernel has an SMCCC 1.1+ conduit (Profile.SMCCC11).
 	// Probe does not ask it (it records RMI and RSI calls only); the
 	// caller copies it from the profile.
@@ -54,16 +61,23 @@ func Probe(c Caller) (Decisions, Table) {
 		return r
 	}
 	v := ask(RMIVersion, probeRevision)
+	var v20, f2 [4]uint64
 	for _, r := range RecordedRevisions {
-		ask(RMIVersion, r)
+		if a := ask(RMIVersion, r); r == Revision(2, 0) {
+			v20 = a
+		}
 	}
 	f := ask(RMIFeatures, 0)
 	for _, i := range RecordedFeatureRegs {
-		ask(RMIFeatures, i)
+		if a := ask(RMIFeatures, i); i == 2 {
+			f2 = a
+		}
 	}
 	s := ask(RSIVersion, probeRevision)
 
 	var d Decisions
+	d.RMI20 = v20[0]&0xFF == RMISuccess
+	d.DAReg2 = d.RMI20 && f2[0]&0xFF == RMISuccess && DA2(f2[1])
 	// The status is the low byte of x0; NotSupported (all ones) fails it.
 	d.RMI = v[0]&0xFF == RMISuccess
 	d.DA = d.RMI && f[0]&0xFF == RMISuccess && DA(f[1])

@@ -193,9 +193,12 @@ func TestProbeDecisions(t *testing.T) {
 		{"none", Decisions{}},
 		{"rmm-1.0", Decisions{RMI: true}},
 		{"rmm-1.1", Decisions{RMI: true, DA: true}},
-		// RMI 2.0 only: VERSION(1.0) fails, so the glue sees no RMM and no DA.
-		{"rmm-2.0", Decisions{}},
+		// RMI 2.0 only: VERSION(1.0) fails, so the glue sees no RMM and no
+		// DA; a kernel asking for 2.0 sees both, DA in register 2.
+		{"rmm-2.0", Decisions{RMI20: true, DAReg2: true}},
 		{"realm", Decisions{RSI: true}},
+		{"tf-rmm-0.9", Decisions{RMI20: true}},
+		{"tf-rmm-0.8", Decisions{RMI: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.profile, func(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 	"cca-testbed/series"
 )
 
-//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 faux faux-builtin faux-tree tsm-null rfc
+//go:embed smccc-bus smccc-bus-next stock smccc-aux-v5 smccc-aux-v4 smccc-aux-v4-nolegacy faux faux-builtin faux-tree tsm-null rfc
 var files embed.FS
 
 // loaded is every recipe, read once: the embedded files never change.

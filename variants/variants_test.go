@@ -69,7 +69,7 @@ var postedVersion = regexp.MustCompile(`^v[0-9]+$`)
 // no upstream sign-offs, each naming the queued commit or posted patch it
 // models.
 func TestOwnPatches(t *testing.T) {
-	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3, cell.Faux: 1, cell.FauxBuiltin: 1, cell.RFC: 4} {
+	for v, n := range map[cell.Variant]int{cell.SMCCCBus: 4, cell.SMCCCBusNext: 5, cell.SMCCCAuxV5: 3, cell.SMCCCAuxV4: 2, cell.SMCCCAuxV4NoLegacy: 3, cell.Faux: 1, cell.FauxBuiltin: 1, cell.RFC: 4} {
 		r, ok, err := Recipe(v)
 		if err != nil || !ok {
 			t.Fatalf("Recipe(%s) = %v, %v", v, ok, err)
@@ -142,6 +142,45 @@ func TestFauxBuiltinSharesFaux(t *testing.T) {
 	want = strings.Replace(want, "CONFIG_ARM_CCA_GUEST=m", "CONFIG_ARM_CCA_GUEST=y", 1)
 	if got := strings.Join(settings(y.Fragment), "\n"); got != want || !strings.Contains(got, "CONFIG_ARM_CCA_GUEST=y") {
 		t.Errorf("faux-builtin's settings\n%s\nwant faux's with ARM_CCA_GUEST=y\n%s", got, want)
+	}
+}
+
+// TestSMCCCAuxV4NoLegacyExtendsV4: smccc-aux-v4-nolegacy is smccc-aux-v4's
+// series plus the posted patch that drops arm-cca-dev (a recipe reads one
+// series, so the shared patches are copies, kept equal here), with the
+// same fragment settings.
+func TestSMCCCAuxV4NoLegacyExtendsV4(t *testing.T) {
+	v4, _, err := Recipe(cell.SMCCCAuxV4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl, _, err := Recipe(cell.SMCCCAuxV4NoLegacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nl.Patches) != len(v4.Patches)+1 {
+		t.Fatalf("smccc-aux-v4 has %d patches, smccc-aux-v4-nolegacy %d: want one more", len(v4.Patches), len(nl.Patches))
+	}
+	for i, p := range v4.Patches {
+		if q := nl.Patches[i]; p.Name != q.Name || !bytes.Equal(p.Diff, q.Diff) {
+			t.Errorf("patch %d: %s and %s differ; copy smccc-aux-v4's", i+1, p.Name, q.Name)
+		}
+	}
+	drop := nl.Patches[len(nl.Patches)-1]
+	if len(drop.Files) != 1 || !bytes.Contains(drop.Diff, []byte("Drop dummy RSI platform device stub")) {
+		t.Errorf("last patch %s: want the model of 2/2, touching rsi.c only", drop.Name)
+	}
+	settings := func(frag []byte) string {
+		var out []string
+		for _, l := range strings.Split(string(frag), "\n") {
+			if strings.HasPrefix(l, "CONFIG_") || strings.HasPrefix(l, "# CONFIG_") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	if a, b := settings(v4.Fragment), settings(nl.Fragment); a != b {
+		t.Errorf("fragments differ:\n%s\n---\n%s", a, b)
 	}
 }
 
