@@ -12,15 +12,10 @@
 // Tests: go test ./variants (every recipe reads, applies to the unpacked
 // linux-source-7.3 and is known to cell with its provenance); the real
 // builds and boots are in ./vm (TestSMCCCBusRealm for smccc-bus and
-<<<<<<< HEAD
-// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestFauxRealm,
+// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestSMCCCAuxV4Realm,
+// TestSMCCCAuxV4Host (smccc-aux-v4 on real TF-RMM v0.9), TestFauxRealm,
 // TestFauxBuiltinRealm, TestTSMNullRealFirmware, TestRFCRealm,
 // TestRFCRealmDA, TestRFCRealFirmware) and ./images/kernel (TestBuildStock).
-=======
-// smccc-bus-next, TestStockRealm, TestSMCCCAuxV5Realm, TestSMCCCAuxV4Realm
-// and TestSMCCCAuxV4Host (smccc-aux-v4 on real TF-RMM v0.9), TestFauxRealm,
-// TestFauxBuiltinRealm) and ./images/kernel (TestBuildStock).
->>>>>>> a3ee7a0 (smccc-aux-v4, smccc-aux-v4-nolegacy measured on real boots, all 14 cells (model host-da/host-noda, realm, realm@trixie, plain, host@tf-rmm-0.9, host@tf-rmm-0.8): 120 pass, 6 xfail, fidelity 0; TF-RMM v0.9 accepts RMI_VERSION(2.0), so arm_cca_host.arm-rmi-dev.0 appears and arm_cca_host loads but stays unbound (no DA in register 2); evidence in docs/measured/2026-12-05-smccc-aux-v4; vm TestSMCCCAuxV4Realm (18 s) and TestSMCCCAuxV4Host (13 s) pass, make test prepares their cells; README: v4 as posted, what v2 and v3 show differently)
 package variants
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestVariantFromRefusals(t *testing.T) {
 func TestVariantsFromSeries(t *testing.T) {
 	out, _, code := testbed(t, "variants", "--variant-from", testSeries+"applies")
 	if code != exitOK || !strings.Contains(out, "applies-demo") || !strings.Contains(out, "by cca-testbed <tests@cca-testbed.invalid>; version v1") ||
-		!strings.Contains(out, "applies-demo        not stated") {
+		!regexp.MustCompile(`\napplies-demo +not stated `).MatchString(out) {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
