@@ -29,7 +29,7 @@ run: setup build
 TEST_CELLS ?= platform/realm platform/realm@trixie platform/plain platform/host-da \
   platform/host@tf-rmm-0.9 module-faux/realm faux/realm faux-builtin/realm stock/realm \
   smccc-bus-next/realm debian-kernel/realm faux-tree/realm \
-  smccc-aux-v5/realm tsm-null/host@tf-rmm-0.8 rfc/realm rfc/host@tf-rmm-0.8 \
+  smccc-aux-v5/realm tsm-null/host@tf-rmm-0.8 tsm-null/host-da rfc/realm rfc/host@tf-rmm-0.8 \
   smccc-aux-v4/realm smccc-aux-v4/host@tf-rmm-0.9
 
 test: setup vet fmt-check fuzz build

@@ -321,23 +321,34 @@ func (c Cell) FirmwareProfile() string {
 	return c.Role.FirmwareProfile()
 }
 
+// OnHostFirmware reports whether cell c boots on the testbed's own
+// firmware in host mode (firmware/realm README, "Host mode"): the model's
+// host roles (host-da, host-noda) of a kernel built from a recipe or a
+// user's series. Such a kernel has none of the project's glue to read the
+// model's answers from the command line, so the firmware below it
+// answers its real SMCs (RMI_VERSION, RMI_FEATURES) from the model. The
+// glue variants keep the command line; a prebuilt package keeps QEMU's
+// own PSCI (nothing answers its RMI calls).
+func (c Cell) OnHostFirmware() bool {
+	return c.Firmware == "" && (c.Role == HostDA || c.Role == HostNoDA) &&
+		(FromRecipe(c.Variant) || FromSeries(c.Variant))
+}
+
 // NoRMIAnswerer says why nothing answers cell c's RMI calls, or "" when
-// something may. The model's host roles (host-da, host-noda) reach a
-// kernel only through the project's glue, which reads the model's answers
-// from the command line (cca_testbed.smc=); a kernel built from a recipe
-// or a user's series, or a distribution's package, has no glue, so on
-// those cells nothing answers RMI and DA is never asked. Real firmware
-// (host@tf-rmm-*) answers any kernel over SMC. Keep this in step with
-// vm's Cmdline, which picks what answers each cell.
+// something may. The model's host roles (host-da, host-noda) reach the
+// project's glue through the command line (cca_testbed.smc=) and a
+// recipe's or series' kernel through the testbed's firmware in host mode
+// (OnHostFirmware); a distribution's package has no glue and boots on
+// QEMU's own PSCI, so on those cells nothing answers RMI and DA is never
+// asked. Real firmware (host@tf-rmm-*) answers any kernel over SMC. Keep
+// this in step with vm's machine and Cmdline, which pick what answers
+// each cell.
 func (c Cell) NoRMIAnswerer() string {
 	if c.Firmware != "" || (c.Role != HostDA && c.Role != HostNoDA) {
 		return ""
 	}
-	switch {
-	case Prebuilt(c.Variant):
+	if Prebuilt(c.Variant) {
 		return "no RMI answerer (prebuilt kernel: model answers reach only the project glue)"
-	case FromRecipe(c.Variant), FromSeries(c.Variant):
-		return "no RMI answerer (recipe kernel: model answers reach only the project glue)"
 	}
 	return ""
 }

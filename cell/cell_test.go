@@ -104,9 +104,35 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestNoRMIAnswerer: only the model's host cells of kernels without the
-// project glue (recipes, series, prebuilt packages) have nothing answering
-// RMI; real firmware answers any kernel, and other roles ask no RMI.
+// TestNoRMIAnswerer: only the model's host cells of a prebuilt package
+// have nothing answering RMI: recipes and series boot on the testbed's
+// firmware in host mode, the glue reads the command line, real firmware
+// answers any kernel, and other roles ask no RMI.
+func TestOnHostFirmware(t *testing.T) {
+	unregister, err := Register(VariantInfo{Name: "my-series"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unregister()
+	for _, tt := range []struct {
+		cell Cell
+		want bool
+	}{
+		{Cell{Variant: TSMNull, Role: HostDA}, true},
+		{Cell{Variant: Stock, Role: HostNoDA}, true},
+		{Cell{Variant: "my-series", Role: HostDA}, true},
+		{Cell{Variant: TSMNull, Role: Realm}, false},
+		{Cell{Variant: TSMNull, Role: Plain}, false},
+		{Cell{Variant: TSMNull, Role: Host, Firmware: TFRMM08}, false},
+		{Cell{Variant: Platform, Role: HostDA}, false},
+		{Cell{Variant: DebianKernel, Role: HostDA}, false},
+	} {
+		if got := tt.cell.OnHostFirmware(); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.cell, got, tt.want)
+		}
+	}
+}
+
 func TestNoRMIAnswerer(t *testing.T) {
 	unregister, err := Register(VariantInfo{Name: "my-series"})
 	if err != nil {
@@ -117,9 +143,9 @@ func TestNoRMIAnswerer(t *testing.T) {
 		cell Cell
 		want string // a substring of the answer; "" for none
 	}{
-		{Cell{Variant: Stock, Role: HostDA}, "recipe kernel"},
-		{Cell{Variant: SMCCCBusNext, Role: HostNoDA}, "recipe kernel"},
-		{Cell{Variant: "my-series", Role: HostDA}, "recipe kernel"},
+		{Cell{Variant: Stock, Role: HostDA}, ""},
+		{Cell{Variant: SMCCCBusNext, Role: HostNoDA}, ""},
+		{Cell{Variant: "my-series", Role: HostDA}, ""},
 		{Cell{Variant: DebianKernel, Role: HostDA}, "prebuilt kernel"},
 		{Cell{Variant: Stock, Role: Host, Firmware: TFRMM09}, ""},
 		{Cell{Variant: Stock, Role: Realm}, ""},
@@ -129,6 +155,9 @@ func TestNoRMIAnswerer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got := tt.cell.NoRMIAnswerer()
+		if got != "" && tt.cell.OnHostFirmware() {
+			t.Errorf("%s: on the host firmware yet %q", tt.cell, got)
+		}
 		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: %q, want %q", tt.cell, got, tt.want)
 		}

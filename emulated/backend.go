@@ -39,7 +39,11 @@ func (b Backend) Start(ctx context.Context, c cell.Cell) (matrix.Instance, error
 	}
 	m := rmi.New(p)
 	d, table := rmi.Probe(m)
-	d.SMCCC11 = p.SMCCC11
+	// The testbed's firmware in host mode gives a recipe's host cell
+	// the SMCCC 1.2 conduit its profile (QEMU's PSCI below the glue)
+	// lacks; only real firmware enters the kernel at EL2.
+	d.SMCCC11 = p.SMCCC11 || c.OnHostFirmware()
+	d.EL2 = c.Real()
 	if r := m.SMC(rmi.RSIFeatures, 0); d.RSI && r[0] == rmi.RSISuccess {
 		d.RealmDA = rmi.RSIReg0DA.Get(r[1]) == 1
 	}

@@ -393,12 +393,12 @@ func fauxTreeRule(c *core, dev *device) {
 // tsmNull is the "no device" position (variants/tsm-null): upstream's
 // rsi.c for the realm, and the built-in arm_cca_host, whose init asks the
 // firmware itself with real SMCs (arm_smccc_1_1_invoke): RMI_VERSION(1.0)
-// and RMI_FEATURES(0) bit 42, exactly d.RMI and d.DA. Without an SMCCC
-// 1.1 conduit (QEMU's own PSCI, under the model's host-da and host-noda
-// cells) every call answers NOT_SUPPORTED, whatever the rmi profile would
-// say: the model's answers reach only the project's glue, which this
-// kernel does not carry. With DA it registers tsm0 with no parent, under
-// devices/virtual/tsm; otherwise nothing.
+// and RMI_FEATURES(0) bit 42, exactly d.RMI and d.DA. The model's
+// host-da and host-noda cells boot on the testbed's firmware in host
+// mode, which answers them from the model over SMC (SMCCC 1.2); without
+// an SMCCC 1.1 conduit every call would answer NOT_SUPPORTED. With DA it
+// registers tsm0 with no parent, under devices/virtual/tsm (host-da);
+// otherwise nothing.
 func tsmNull(c *core, b buses, d rmi.Decisions) {
 	upstreamRSI(c, b, d)
 	if d.SMCCC11 && hostDevice(d) {
@@ -409,12 +409,13 @@ func tsmNull(c *core, b buses, d rmi.Decisions) {
 // rfcGlue is RFC v1 as posted (variants/rfc): a platform device each
 // side. arm-rmi-dev when the kernel, entered at EL2, asked the RMM itself
 // (arm_smccc_1_1_invoke) and RMI_VERSION(1.0) succeeded with bit 42 in
-// RMI_FEATURES(0), exactly d.RMI and d.DA; only real firmware answers
-// those calls (the model's host cells boot QEMU's virt at EL1 under its
-// own PSCI, no SMCCC 1.1 conduit, and the model's answers reach only the
-// project's glue). In a realm, arm-cca-dev renamed arm-rsi-dev.
+// RMI_FEATURES(0), exactly d.RMI and d.DA; only real firmware enters a
+// kernel at EL2 (the model's host cells boot at EL1 on the testbed's
+// firmware in host mode, which would answer, but is_hyp_mode_available()
+// stops the RFC before it asks). In a realm, arm-cca-dev renamed
+// arm-rsi-dev.
 func rfcGlue(c *core, b buses, d rmi.Decisions) {
-	if d.SMCCC11 && hostDevice(d) {
+	if d.EL2 && d.SMCCC11 && hostDevice(d) {
 		c.deviceAdd(b.platform, "arm-rmi-dev", nil, "devices/platform")
 	}
 	if d.RSI {

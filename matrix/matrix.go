@@ -216,10 +216,11 @@ func Snapshot(ctx context.Context, inst Instance) (*snapshot.Snapshot, error) {
 // wins ("smc" even where the backend meant to emulate), except that the
 // kernel only knows it was the model ("emulated-rmi") while the backend
 // knows which profile answered ("emulated-rmi:rmm-1.1"), which is kept,
-// and below the realm firmware ("realmfw:realm"), which answers whatever
-// the kernel asks over SMC (the glue says "smc", stock has no glue).
+// and below the testbed's firmware ("realmfw:realm", in host mode
+// "hostfw:rmm-1.1"), which answers whatever the kernel asks over SMC (the
+// glue says "smc", recipe kernels have no glue).
 func conduit(guest, backend string) string {
-	if guest == "" || strings.HasPrefix(backend, guest+":") || strings.HasPrefix(backend, "realmfw:") {
+	if guest == "" || strings.HasPrefix(backend, guest+":") || strings.HasPrefix(backend, "realmfw:") || strings.HasPrefix(backend, "hostfw:") {
 		return backend
 	}
 	return guest

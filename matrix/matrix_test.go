@@ -226,8 +226,9 @@ func TestConduit(t *testing.T) {
 		{"", "emulated-rmi:rmm-2.0", "emulated-rmi:rmm-2.0"},
 		{"smc", "smc", "smc"},
 		{"emulated-rmi", "", "emulated-rmi"},
-		{"smc", "realmfw:realm", "realmfw:realm"},  // the realm firmware answered the glue's SMCs
-		{"none", "realmfw:realm", "realmfw:realm"}, // stock: no glue, upstream rsi.c asked
+		{"smc", "realmfw:realm", "realmfw:realm"},   // the realm firmware answered the glue's SMCs
+		{"none", "realmfw:realm", "realmfw:realm"},  // stock: no glue, upstream rsi.c asked
+		{"smc", "hostfw:rmm-1.1", "hostfw:rmm-1.1"}, // the firmware in host mode answered
 	} {
 		if got := conduit(tt.guest, tt.backend); got != tt.want {
 			t.Errorf("conduit(%q, %q) = %q, want %q", tt.guest, tt.backend, got, tt.want)

@@ -212,6 +212,11 @@ func conduit(c matrix.CellResult) string {
 	if why := c.Cell.NoRMIAnswerer(); why != "" && (rec == "none" || strings.HasPrefix(rec, "emulated-rmi")) {
 		return why
 	}
+	// A recipe's host booted without the firmware's host mode
+	// (--host-conduit none) had nothing below it either.
+	if c.Cell.OnHostFirmware() && rec == "none" {
+		return "no RMI answerer (recipe kernel booted with --host-conduit none)"
+	}
 	return rec
 }
 

@@ -216,8 +216,10 @@ func TestConduit(t *testing.T) {
 		recorded string
 		want     string
 	}{
-		{stockHost, "none", "no RMI answerer (recipe kernel: model answers reach only the project glue)"},
-		{stockHost, "emulated-rmi:rmm-1.1", "no RMI answerer (recipe kernel: model answers reach only the project glue)"},
+		// A recipe's model host boots on the firmware in host mode, which
+		// answers; booted without it (--host-conduit none), nothing did.
+		{stockHost, "hostfw:rmm-1.1", "hostfw:rmm-1.1"},
+		{stockHost, "none", "no RMI answerer (recipe kernel booted with --host-conduit none)"},
 		{stockHost, "realmfw:rmm-1.1", "realmfw:rmm-1.1"},
 		{cell.Cell{Variant: cell.DebianKernel, Role: cell.HostNoDA, Userspace: cell.Forky}, "none", "no RMI answerer (prebuilt kernel: model answers reach only the project glue)"},
 		{cell.Cell{Variant: cell.Platform, Role: cell.HostDA, Userspace: cell.Forky}, "emulated-rmi:rmm-1.1", "emulated-rmi:rmm-1.1"},

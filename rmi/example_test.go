@@ -25,7 +25,7 @@ func ExampleProbe() {
 	again, _ := rmi.Probe(replayed)
 	fmt.Printf("%+v\n", again)
 	// Output:
-	// {RMI:true DA:true RSI:false RMI20:false DAReg2:false SMCCC11:false RealmDA:false}
+	// {RMI:true DA:true RSI:false RMI20:false DAReg2:false SMCCC11:false EL2:false RealmDA:false}
 	// RMI_VERSION(0x10000) = 0x0 0x10000 0x10001 0x0
-	// {RMI:true DA:true RSI:false RMI20:false DAReg2:false SMCCC11:false RealmDA:false}
+	// {RMI:true DA:true RSI:false RMI20:false DAReg2:false SMCCC11:false EL2:false RealmDA:false}
 }

@@ -22,6 +22,11 @@ type Decisions struct {
 	// Probe does not ask it (it records RMI and RSI calls only); the
 	// caller copies it from the profile.
 	SMCCC11 bool
+	// EL2: the kernel was entered at EL2 (is_hyp_mode_available()), as
+	// real firmware enters a host; the testbed's own firmware and QEMU's
+	// virt machine enter it at EL1. Probe does not ask it; the caller
+	// knows how the cell boots.
+	EL2 bool
 	// RealmDA: RSI, and RSI_FEATURES(0) has bit 0 set, where the RFC's
 	// realm side looks for Device Assignment (RSIReg0DA). Probe does not
 	// ask it, as for SMCCC11; the caller asks the model.

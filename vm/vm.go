@@ -97,6 +97,13 @@ type Options struct {
 	// boots them on qemu.ProfileRealm with the realm firmware below the
 	// kernel, which answers RSI from a table written from the model.
 	CmdlineRealm bool
+	// PlainHost boots the model's host cells of recipe and series kernels
+	// the way the testbed did before the firmware's host mode: a plain
+	// virt machine under QEMU's PSCI, where nothing answers their RMI
+	// calls (boot-time comparisons). The default (false) boots them on
+	// qemu.ProfileRealm with the firmware in host mode answering RMI
+	// from the model.
+	PlainHost bool
 	// RSITable, when set, replaces the table written from the model with
 	// these bytes (fault tests: a table the firmware must refuse).
 	RSITable []byte
@@ -292,12 +299,17 @@ func (b *Backend) prepareImages(ctx context.Context, cells []cell.Cell) error {
 
 // machine is the qemu profile cell c boots on: realm cells go through the
 // realm firmware unless the backend is on another machine or told to use
-// the command line.
+// the command line; the model's host cells of a kernel without the glue
+// (cell.OnHostFirmware) go through the same firmware in host mode (the
+// table says which), unless told to boot them on the plain machine.
 func (b *Backend) machine(c cell.Cell) string {
 	if c.Real() {
 		return qemu.ProfileRME
 	}
 	if b.opts.Machine == qemu.ProfileVirt && c.Role == cell.Realm && !b.opts.CmdlineRealm {
+		return qemu.ProfileRealm
+	}
+	if b.opts.Machine == qemu.ProfileVirt && c.OnHostFirmware() && !b.opts.PlainHost {
 		return qemu.ProfileRealm
 	}
 	return b.opts.Machine
@@ -330,8 +342,9 @@ func (b *Backend) firmware(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-// rsiTable is the realm firmware's table for cell c, from its firmware
-// profile's model.
+// rsiTable is the firmware's table for cell c, from its firmware
+// profile's model: a realm table for a realm, a host-mode table (RMI
+// answers) for a host on the firmware.
 func (b *Backend) rsiTable(c cell.Cell) ([]byte, error) {
 	if b.opts.RSITable != nil {
 		return b.opts.RSITable, nil
@@ -397,7 +410,10 @@ func (b *Backend) Cmdline(c cell.Cell) (cmdline, conduit string, err error) {
 		return "", "", err
 	}
 	if b.machine(c) == qemu.ProfileRealm {
-		// The kernel asks the realm firmware over SMC, as upstream does.
+		// The kernel asks the firmware over SMC, as upstream does.
+		if c.OnHostFirmware() {
+			return base, "hostfw:" + p.Name, nil
+		}
 		return base, "realmfw:" + p.Name, nil
 	}
 	if cell.Unglued(c.Variant) {

@@ -28,6 +28,7 @@ type backendOptions struct {
 	machine      string
 	firmware     string
 	realmConduit string
+	hostConduit  string
 	cache        string
 	bootTimeout  time.Duration
 	scale        string
@@ -52,6 +53,7 @@ func (o *backendOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.machine, "machine", qemu.ProfileVirt, "qemu machine profile: virt (emulated RMI answers) or rme (real TF-A + TF-RMM, needs --firmware)")
 	fs.StringVar(&o.firmware, "firmware", "", "TF-A + TF-RMM flash.bin: for every cell with --machine rme, and for cells on real firmware (VARIANT/host@tf-rmm-0.9) instead of their build")
 	fs.StringVar(&o.realmConduit, "realm-conduit", "firmware", "how realm cells get RSI answers on --machine virt: firmware (the realm firmware below the kernel, over SMC) or cmdline (the model's answers on the kernel command line for the project's glue, as before; stock cannot use it)")
+	fs.StringVar(&o.hostConduit, "host-conduit", "firmware", "how host-da/host-noda cells of recipe and series kernels get RMI answers on --machine virt: firmware (the testbed's firmware in host mode below the kernel, over SMC) or none (a plain virt machine under QEMU's PSCI, as before: nothing answers)")
 	fs.StringVar(&o.cache, "cache", "", "image and kernel cache (default $CCA_TESTBED_CACHE or $XDG_CACHE_HOME/cca-testbed)")
 	fs.DurationVar(&o.bootTimeout, "boot-timeout", 0, "deadline from QEMU start to SSH (default 3m, scaled by --timeout-scale)")
 	scaleFlag(fs, &o.scale)
@@ -123,6 +125,9 @@ func (o *backendOptions) backend(ctx context.Context, stderr io.Writer) (*backen
 	if o.realmConduit != "firmware" && o.realmConduit != "cmdline" {
 		return nil, usagef("--realm-conduit %q: use firmware or cmdline", o.realmConduit)
 	}
+	if o.hostConduit != "firmware" && o.hostConduit != "none" {
+		return nil, usagef("--host-conduit %q: use firmware or none", o.hostConduit)
+	}
 	switch o.name {
 	case "emulated":
 		return &backend{Backend: emulated.Backend{Profile: o.profile}, DefaultParallel: 4, Instant: true}, nil
@@ -146,8 +151,8 @@ func (o *backendOptions) qemuBackend(stderr io.Writer) (*backend, error) {
 	lb, err := vm.New(vm.Options{
 		Cache: c, FirmwareProfile: o.profile, Machine: o.machine, Firmware: o.firmware,
 		RunDir: o.runDir, Resume: o.resume, BootTimeout: o.bootTimeout, Logger: logger,
-		CmdlineRealm: o.realmConduit == "cmdline",
-		Progress:     pw.Phase, Recipes: o.recipes,
+		CmdlineRealm: o.realmConduit == "cmdline", PlainHost: o.hostConduit == "none",
+		Progress: pw.Phase, Recipes: o.recipes,
 	})
 	if errors.Is(err, qemu.ErrFirmware) {
 		return nil, usagef("--firmware: %v", err)

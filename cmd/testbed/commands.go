@@ -47,15 +47,24 @@ func runVariants(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// a host cell's DA is real only when its firmware answers there.
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "VARIANT\tDA CHECK\tDESCRIPTION\n")
-	var unanswered []string
+	var unanswered, hostfw []string
 	for _, v := range cell.Variants {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.DACheck, v.Description)
 		if (cell.Cell{Variant: v.Name, Role: cell.HostDA}).NoRMIAnswerer() != "" {
 			unanswered = append(unanswered, string(v.Name))
 		}
+		if (cell.Cell{Variant: v.Name, Role: cell.HostDA}).OnHostFirmware() {
+			hostfw = append(hostfw, string(v.Name))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(hostfw) > 0 {
+		if _, err := fmt.Fprintf(stdout, "\nhost-da and host-noda of %s: the testbed's firmware in host mode answers their RMI calls over SMC from the model (conduit hostfw:rmm-1.1, hostfw:rmm-1.0)\n",
+			strings.Join(hostfw, ", ")); err != nil {
+			return err
+		}
 	}
 	if len(unanswered) > 0 {
 		_, err := fmt.Fprintf(stdout, "\nhost-da and host-noda of %s: no RMI answerer: the model's answers reach only the project glue (cca_testbed.smc= on the command line), which these kernels do not carry; their hosts meet an RMM only on real firmware (host@%s, host@%s)\n",

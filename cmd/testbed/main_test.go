@@ -124,17 +124,30 @@ func TestVariants(t *testing.T) {
 			t.Errorf("variants output lacks %q:\n%s", want, out)
 		}
 	}
-	// The last line names the variants whose model hosts nothing answers:
-	// every kernel without the glue, and none with it.
-	_, note, _ := strings.Cut(out, "\nhost-da and host-noda of ")
-	names, _, ok := strings.Cut(note, ": no RMI answerer")
-	if !ok {
-		t.Fatalf("variants output lacks the no-RMI-answerer note:\n%s", out)
-	}
-	list := strings.Split(names, ", ")
-	for _, v := range cell.Variants {
-		if want := cell.Unglued(v.Name); slices.Contains(list, string(v.Name)) != want {
-			t.Errorf("%s: in the no-RMI-answerer note = %v, want %v", v.Name, !want, want)
+	// The notes name the variants whose model hosts the firmware in host
+	// mode answers (every recipe) and those nothing answers (the
+	// prebuilt package); none with the glue is in either.
+	for _, n := range []struct {
+		marker string
+		want   func(cell.Variant) bool
+	}{
+		{": the testbed's firmware in host mode", cell.FromRecipe},
+		{": no RMI answerer", cell.Prebuilt},
+	} {
+		var names string
+		for _, para := range strings.Split(out, "\nhost-da and host-noda of ")[1:] {
+			if before, _, ok := strings.Cut(para, n.marker); ok {
+				names = before
+			}
+		}
+		if names == "" {
+			t.Fatalf("variants output lacks the note %q:\n%s", n.marker, out)
+		}
+		list := strings.Split(names, ", ")
+		for _, v := range cell.Variants {
+			if want := n.want(v.Name); slices.Contains(list, string(v.Name)) != want {
+				t.Errorf("%s: in the note %q = %v, want %v", v.Name, n.marker, !want, want)
+			}
 		}
 	}
 }
