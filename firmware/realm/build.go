@@ -1,8 +1,10 @@
 // Package realm is the testbed's realm firmware (README.md in this
 // directory): the C and assembly sources, compiled into the images cache
-// by content (Build), and the RSI table the firmware answers from,
-// written per cell from the rmi model (NewTable, Table.Bytes) and read
-// back and checked by ParseTable exactly as the firmware checks it.
+// by content (Build), and the table the firmware answers from, written
+// per cell from the rmi model (NewTable, Table.Bytes) and read back and
+// checked by ParseTable exactly as the firmware checks it. The table's
+// mode makes the same binary a realm's RMM (RSI, the realm memory view)
+// or, in host mode, a KVM host's (RMI answers, no stage 2).
 //
 // Tests: go test ./firmware/realm (builds the firmware with the host's
 // cross compiler and boots it under QEMU with a dummy kernel for the
