@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"testing"
 
-	"cca-testbed/cell"
-	"cca-testbed/matrix"
 	"cca-testbed/snapshot"
 )
 
@@ -21,13 +19,8 @@ import (
 // and the configfs-tsm report; no arm-cca-dev, so forky's systemd says
 // none. The emulated model must agree fact for fact.
 func TestFauxTreeRealm(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, "faux-tree/realm")
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
+	b, c := preparedCell(t, "faux-tree/realm", Options{})
 	k, err := b.kernel(ctx, c.Variant)
 	if err != nil {
 		t.Fatal(err)
@@ -53,18 +46,7 @@ func TestFauxTreeRealm(t *testing.T) {
 		}
 		check(out)
 	}
-	inst, err := b.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
-	li := inst.(*Instance)
-	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
+	li, r := bootGraded(t, b, c)
 	for kind, facts := range map[string][2]string{
 		snapshot.KindDevice: {"devices/faux/arm-smccc/arm-rsi-dev", ""},
 		snapshot.KindDriver: {"devices/faux/arm-smccc/arm-rsi-dev", "faux_driver"},

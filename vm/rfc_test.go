@@ -54,13 +54,8 @@ var featureReg0 = regexp.MustCompile(`arm-rmi-dev: RMI feature register 0: (0x[0
 // there is no arm-rmi-dev, nothing loads arm_cca_host and there is no
 // tsm0. The emulated model must agree fact for fact.
 func TestRFCRealFirmware(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, "rfc/host@tf-rmm-0.8")
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
+	b, c := preparedCell(t, "rfc/host@tf-rmm-0.8", Options{})
 	inst, err := b.Start(ctx, c)
 	if err != nil {
 		t.Fatal(err)

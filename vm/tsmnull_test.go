@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"cca-testbed/cell"
-	"cca-testbed/matrix"
 	"cca-testbed/qemu"
 	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
@@ -24,25 +22,9 @@ import (
 // module's console line is the evidence of what it was told. The
 // emulated model must agree fact for fact.
 func TestTSMNullRealFirmware(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, "tsm-null/host@tf-rmm-0.8")
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
-	inst, err := b.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
-	li := inst.(*Instance)
-	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
+	b, c := preparedCell(t, "tsm-null/host@tf-rmm-0.8", Options{})
+	li, r := bootGraded(t, b, c)
 	m := r.Snapshot.Meta
 	if m.RealFirmware != "tf-rmm-0.8" || m.Kernel != "7.3.4-tsm-null" {
 		t.Errorf("meta %+v: want real firmware tf-rmm-0.8, kernel 7.3.4-tsm-null", m)
@@ -91,25 +73,9 @@ func grepLines(s, sub string) []string {
 // path no other cell of this variant can reach. The console line says so,
 // the conduit names the firmware, and the model agrees fact for fact.
 func TestTSMNullHostFirmware(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, "tsm-null/host-da")
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
-	inst, err := b.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
-	li := inst.(*Instance)
-	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
+	b, c := preparedCell(t, "tsm-null/host-da", Options{})
+	li, r := bootGraded(t, b, c)
 	if m := r.Snapshot.Meta; m.Conduit != "hostfw:rmm-1.1" || m.Kernel != "7.3.4-tsm-null" {
 		t.Errorf("meta %+v: want conduit hostfw:rmm-1.1, kernel 7.3.4-tsm-null", m)
 	}

@@ -723,13 +723,8 @@ func modulesAlias(t *testing.T, ctx context.Context, b *Backend, c cell.Cell) []
 // emulated model agrees with the real snapshot fact for fact.
 func bootRecipeRealm(t *testing.T, w recipeRealm) {
 	t.Helper()
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, w.cell)
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
+	b, c := preparedCell(t, w.cell, Options{})
 	alias := modulesAlias(t, ctx, b, c)
 	for _, want := range w.aliases {
 		if !bytes.Contains(alias, []byte(want)) {
@@ -741,17 +736,7 @@ func bootRecipeRealm(t *testing.T, w recipeRealm) {
 			t.Errorf("modules.alias still has %q", bad)
 		}
 	}
-	inst, err := b.Start(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close()
-	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
+	li, r := bootGraded(t, b, c)
 	for _, f := range w.facts {
 		if v, ok := r.Snapshot.Lookup(f[0], f[1]); !ok || v != f[2] {
 			t.Errorf("snapshot %s %s = %q (%v), want %q", f[0], f[1], v, ok, f[2])
@@ -766,7 +751,7 @@ func bootRecipeRealm(t *testing.T, w recipeRealm) {
 		t.Errorf("meta %+v: want conduit realmfw:realm, kernel %s", r.Snapshot.Meta, w.kernel)
 	}
 	if w.report {
-		checkReport(t, inst.(*Instance))
+		checkReport(t, li)
 	}
 	agreesWithModel(t, ctx, c, r.Snapshot)
 }
@@ -958,13 +943,8 @@ func TestDebianKernelRealm(t *testing.T) {
 // realm firmware and checks it against the expectations, the facts
 // upstream's code produces, its configfs-tsm report and the model.
 func upstreamRealm(t *testing.T, name, release string) {
-	defer leftovers(t, ownTemp(t))
 	ctx := context.Background()
-	c := mustCell(t, name)
-	b := newBackend(t, Options{})
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
+	b, c := preparedCell(t, name, Options{})
 	inst, err := b.Start(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -1002,6 +982,39 @@ func upstreamRealm(t *testing.T, name, release string) {
 
 // reuse is a matrix.Backend that hands out one running instance, so a
 // test can look at the VM before and after the matrix grades it.
+// preparedCell is a new backend with opts that has built what cell name
+// needs, in a TMPDIR of the test's own, which must hold no run directory
+// and no QEMU when the test ends.
+func preparedCell(t *testing.T, name string, opts Options) (*Backend, cell.Cell) {
+	t.Helper()
+	tmp := ownTemp(t)
+	t.Cleanup(func() { leftovers(t, tmp) }) // after bootGraded's Close
+	c := mustCell(t, name)
+	b := newBackend(t, opts)
+	if err := b.Prepare(context.Background(), []cell.Cell{c}); err != nil {
+		t.Fatal(err)
+	}
+	return b, c
+}
+
+// bootGraded boots c (closed when the test ends), runs the matrix's checks
+// on it and asserts that each came out as its expectation says.
+func bootGraded(t *testing.T, b *Backend, c cell.Cell) (*Instance, matrix.CellResult) {
+	t.Helper()
+	ctx := context.Background()
+	inst, err := b.Start(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close() })
+	results, err := matrix.Run(ctx, reuse{b, inst}, []cell.Cell{c}, matrix.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gradedAsExpected(t, results[0])
+	return inst.(*Instance), results[0]
+}
+
 type reuse struct {
 	*Backend
 	inst matrix.Instance
