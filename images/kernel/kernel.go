@@ -467,7 +467,10 @@ func (m *maker) command(args []string) (argv, env []string) {
 	env = buildEnv(os.Environ())
 	if m.ccache != "" {
 		argv = append(argv, "CC=ccache "+m.cross+"gcc")
-		env = append(env, "CCACHE_DIR="+m.ccache, "CCACHE_MAXSIZE=6G")
+		// Depend mode keys on the compiler's own dependency file (kbuild
+		// passes -Wp,-MMD): a miss then costs the compile alone, not an
+		// extra preprocessor run per object, which a cold build paid.
+		env = append(env, "CCACHE_DIR="+m.ccache, "CCACHE_MAXSIZE=6G", "CCACHE_DEPEND=1")
 	}
 	return append(argv, args...), env
 }
