@@ -105,8 +105,11 @@ func ParseDACheck(s string) (DACheck, error) {
 	if slices.Contains(DAChecks, DACheck(s)) {
 		return DACheck(s), nil
 	}
-	return "", fmt.Errorf("%w: da-check %q (known: %s)", ErrUnknown, s, join(DAChecks))
+	return "", fmt.Errorf("%w: da-check %q (known: %s)", ErrUnknown, s, DACheckNames())
 }
+
+// DACheckNames lists DAChecks for messages: "reg0-bit42, reg2-bit0, none".
+func DACheckNames() string { return join(DAChecks) }
 
 // String is the check's name, or "not stated" for a series that gives none.
 func (d DACheck) String() string {
@@ -330,8 +333,13 @@ func (c Cell) FirmwareProfile() string {
 // glue variants keep the command line; a prebuilt package keeps QEMU's
 // own PSCI (nothing answers its RMI calls).
 func (c Cell) OnHostFirmware() bool {
-	return c.Firmware == "" && (c.Role == HostDA || c.Role == HostNoDA) &&
-		(FromRecipe(c.Variant) || FromSeries(c.Variant))
+	return c.modelHost() && (FromRecipe(c.Variant) || FromSeries(c.Variant))
+}
+
+// modelHost reports whether c is a host the model answers (host-da,
+// host-noda), not one on real firmware.
+func (c Cell) modelHost() bool {
+	return c.Firmware == "" && (c.Role == HostDA || c.Role == HostNoDA)
 }
 
 // NoRMIAnswerer says why nothing answers cell c's RMI calls, or "" when
@@ -344,10 +352,7 @@ func (c Cell) OnHostFirmware() bool {
 // this in step with vm's machine and Cmdline, which pick what answers
 // each cell.
 func (c Cell) NoRMIAnswerer() string {
-	if c.Firmware != "" || (c.Role != HostDA && c.Role != HostNoDA) {
-		return ""
-	}
-	if Prebuilt(c.Variant) {
+	if c.modelHost() && Prebuilt(c.Variant) {
 		return "no RMI answerer (prebuilt kernel: model answers reach only the project glue)"
 	}
 	return ""

@@ -61,7 +61,7 @@ func ParseRecipe(data []byte) (RecipeFields, error) {
 		}
 		if k == "da-check" {
 			if _, err := cell.ParseDACheck(v); err != nil {
-				return nil, fmt.Errorf("%w: recipe line %d: da-check %q: want one of %s", ErrFormat, i+1, clip(v), daCheckNames())
+				return nil, fmt.Errorf("%w: recipe line %d: da-check %q: want one of %s", ErrFormat, i+1, clip(v), cell.DACheckNames())
 			}
 		}
 		f[k] = append(f[k], v)
@@ -173,12 +173,4 @@ func validFileName(s string) bool {
 		}
 	}
 	return s != "" && s[0] != '.'
-}
-
-func daCheckNames() string {
-	var s []string
-	for _, d := range cell.DAChecks {
-		s = append(s, string(d))
-	}
-	return strings.Join(s, ", ")
 }
