@@ -155,7 +155,11 @@ func TestEmbeddedFragments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			frag, _, err := seriesFragment(in.base, r)
+			base, err := fs.ReadFile(kernelconfigs.FS, "base.config")
+			if err != nil {
+				t.Fatal(err)
+			}
+			frag, _, err := seriesFragment(base, r)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -109,19 +109,17 @@ const (
 	LogName     = "build.log"
 )
 
-// inputs is everything a variant's kernel is built from.
+// inputs is what a glue variant adds to base.config (which BuildSeries
+// reads itself).
 type inputs struct {
-	base, variant []byte
-	patches       map[string][]byte // patches/<name>
-	src           map[string][]byte // src/<name>
+	variant []byte
+	patches map[string][]byte // patches/<name>
+	src     map[string][]byte // src/<name>
 }
 
 func readInputs(fsys fs.FS, v cell.Variant) (*inputs, error) {
 	in := &inputs{patches: map[string][]byte{}, src: map[string][]byte{}}
 	var err error
-	if in.base, err = fs.ReadFile(fsys, "base.config"); err != nil {
-		return nil, fmt.Errorf("%w: kernel-configs: %v", ErrNoSource, err)
-	}
 	if in.variant, err = fs.ReadFile(fsys, string(v)+".config"); err != nil {
 		return nil, fmt.Errorf("%w: kernel-configs has no fragment for variant %q: %v", ErrNoSource, v, err)
 	}
