@@ -2,10 +2,8 @@ package kernel
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"flag"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"cca-testbed/cell"
-	"cca-testbed/images"
 	builtin "cca-testbed/variants"
 )
 
@@ -65,21 +62,7 @@ var variants = flag.String("variants", "platform,module-faux", `comma-separated 
 // hit. Each kernel is checked for an arm64 Image and for the aliases and
 // dependencies the contract promises.
 func TestBuildVariants(t *testing.T) {
-	dir, err := images.DefaultDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := images.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
-		defer cancel()
-	}
-	opts := Options{Cache: cache, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	ctx, opts := testOptions(t)
 
 	order := []cell.Variant{cell.Platform}
 	for _, v := range cell.Variants {

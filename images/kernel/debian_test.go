@@ -3,16 +3,12 @@ package kernel
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"cca-testbed/images"
 )
 
 // header is a 64-byte arm64 Image header with the given magic at 56.
@@ -92,18 +88,9 @@ func TestDebianRecipe(t *testing.T) {
 // arm64 Image, the generated initramfs, and the package's modules with
 // depmod's upstream alias for arm_cca_guest.
 func TestBuildDebian(t *testing.T) {
-	cache, err := images.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-30*time.Second))
-		defer cancel()
-	}
+	ctx, opts := testOptions(t)
 	start := time.Now()
-	k, err := BuildDebian(ctx, Options{Cache: cache, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	k, err := BuildDebian(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +116,7 @@ func TestBuildDebian(t *testing.T) {
 	if !strings.Contains(dep, "kernel/drivers/virt/coco/arm-cca-guest/arm-cca-guest.ko.xz: kernel/drivers/virt/coco/guest/tsm_report.ko.xz") {
 		t.Errorf("modules.dep lacks arm-cca-guest.ko.xz with its tsm_report dependency")
 	}
-	again, err := BuildDebian(ctx, Options{Cache: cache})
+	again, err := BuildDebian(ctx, Options{Cache: opts.Cache})
 	if err != nil || again.Dir != k.Dir {
 		t.Errorf("second call: %v, entry %v; want the same entry %s", err, again, k.Dir)
 	}
