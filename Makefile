@@ -47,7 +47,7 @@ fuzz:
 
 vet:
 	@$(GO) vet ./...
-	@$(GO) vet -tags nightly ./vm/
+	@$(GO) vet -tags nightly ./vm/ ./images/kernel/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -48,13 +48,13 @@ var deps = map[cell.Variant][]string{
 	cell.ModuleFaux:       {"cca_faux.ko: kernel/drivers/virt/coco/guest/tsm_report.ko"},
 }
 
-// variants bounds what TestBuildVariants builds. make test builds the two
-// glue kernels the real-boot tests need (vm.TestFidelity boots both), so
-// a cold CI run stays within its budget; the nightly matrix builds and
+// variants bounds what TestBuildVariants builds. make test builds the
+// glue kernel the real-boot tests need (platform), so a cold CI run stays
+// within its budget; the nightly matrix builds and
 // boots them all, and `go test ./images/kernel -run BuildVariants
 // -variants all` checks all here. Variants built from recipes (variants/)
 // are built by BuildSeries and checked in ./variants and ./vm.
-var variants = flag.String("variants", "platform,module-faux", `comma-separated variants to build, or "all"`)
+var variants = flag.String("variants", "platform", `comma-separated variants to build, or "all"`)
 
 // TestBuildVariants builds variants into the shared cache: platform
 // first (cold: minutes), then the others incrementally in the same build
