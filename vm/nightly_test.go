@@ -166,3 +166,9 @@ func TestSMCCCAuxV4Host(t *testing.T) {
 func TestDebianKernelRealm(t *testing.T) {
 	upstreamRealm(t, "debian-kernel/realm", "7.3.4+deb13-arm64")
 }
+
+// v7 as posted: its fragment builds the TRNG driver the series converts
+// too.
+func init() {
+	smcccBusCases = append(smcccBusCases, smcccBusCase{"v7", "smccc-bus/realm", "devices/arm-rsi-dev-1", "arm_smccc:arm-rsi-dev", []string{"alias arm_smccc:arm-smccc-trng arm_smccc_trng\n"}})
+}
