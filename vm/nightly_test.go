@@ -86,6 +86,35 @@ func TestFauxBuiltinRealm(t *testing.T) {
 	})
 }
 
+// TestSMCCCAuxV5Realm boots v5 of the auxiliary series as posted
+// (variants/smccc-aux-v5) as a realm through the realm firmware: the SMCCC
+// core registered arm-smccc (the firmware reports SMCCC 1.2, so there is a
+// conduit) and below it arm_cca_guest.arm-rsi-dev.0 (RSI_VERSION answered
+// over SMC); udev loaded arm_cca_guest by its auxiliary alias and it bound
+// the device and serves the attestation report; realm_guest reads 1;
+// arm-cca-dev is gone, so forky's systemd says none. The emulated model
+// must agree fact for fact.
+func TestSMCCCAuxV5Realm(t *testing.T) {
+	const rsi = "devices/platform/arm-smccc/arm_cca_guest.arm-rsi-dev.0"
+	bootRecipeRealm(t, recipeRealm{
+		cell:       "smccc-aux-v5/realm",
+		kernel:     "7.3.4-smccc-aux-v5",
+		aliases:    []string{"alias auxiliary:arm_cca_guest.arm-rsi-dev arm_cca_guest\n"},
+		notAliases: []string{"platform:arm-cca-dev"},
+		facts: [][3]string{
+			{snapshot.KindDevice, "devices/platform/arm-smccc", ""},
+			{snapshot.KindDevice, rsi, ""},
+			{snapshot.KindSubsystem, rsi, "auxiliary"},
+			{snapshot.KindDriver, rsi, "arm_cca_guest"},
+			{snapshot.KindFile, "firmware/cca/realm_guest", "1"},
+			{snapshot.KindModule, "module/arm_cca_guest", "live"},
+			{snapshot.KindCVM, "systemd-detect-virt", "none"},
+		},
+		absent: []string{"devices/platform/arm-cca-dev"},
+		report: true,
+	})
+}
+
 // TestSMCCCAuxV4Realm boots v4 1/2 of the auxiliary series as posted,
 // arm-cca-dev kept, with the host DA series' host device
 // (variants/smccc-aux-v4), as a realm through the realm firmware: the
