@@ -31,15 +31,13 @@ run: setup build
 # own (rfc, smccc-aux-v4, smccc-aux-v5, faux-builtin, module-faux,
 # smccc-bus v7), tf-rmm-0.8, the trixie rootfs and Debian's kernel (an
 # emulated chroot) are left to `make run` and scripts/nightly: a cold
-# make test must stay under 30 minutes on two cores. go test -p 4: the
-# real-boot packages mostly wait on boots and the kernel lock, and with
-# two at a time vm, last in order, ran alone at the end.
+# make test must stay under 30 minutes on two cores.
 TEST_CELLS ?= platform/realm platform/plain platform/host-da platform/host@tf-rmm-0.9 \
   tsm-null/host-da faux/realm stock/realm smccc-bus-next/realm faux-tree/realm
 
 test: setup vet fmt-check fuzz build
 	@bin/testbed prepare $(TEST_CELLS)
-	$(GO) test -count=1 -p 4 -timeout 28m ./...
+	$(GO) test -count=1 -timeout 28m ./...
 
 # Every fuzz target for FUZZTIME (scripts/nightly runs them longer); a
 # failing input lands in the package's testdata/fuzz/ for committing.
