@@ -15,8 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"cca-testbed/cell"
-	"cca-testbed/matrix"
 	"cca-testbed/rmi"
 	"cca-testbed/snapshot"
 )
@@ -156,19 +154,9 @@ func TestSMCCCAuxV4Realm(t *testing.T) {
 // agree.
 func TestSMCCCAuxV4Host(t *testing.T) {
 	const rmi = "devices/platform/arm-smccc/arm_cca_host.arm-rmi-dev.0"
-	defer leftovers(t, ownTemp(t))
-	b := newBackend(t, Options{})
-	c := mustCell(t, "smccc-aux-v4/host@tf-rmm-0.9")
+	b, c := preparedCell(t, "smccc-aux-v4/host@tf-rmm-0.9", Options{})
+	_, r := bootGraded(t, b, c)
 	ctx := context.Background()
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
-	results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
 	for _, f := range [][3]string{
 		{snapshot.KindDevice, rmi, ""},
 		{snapshot.KindSubsystem, rmi, "auxiliary"},

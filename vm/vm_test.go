@@ -367,19 +367,9 @@ func TestFaults(t *testing.T) {
 // tf-rmm-0.9 profile must agree with the real boot fact for fact, every
 // firmware answer included.
 func TestRealFirmware(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
-	b := newBackend(t, Options{})
-	c := mustCell(t, "platform/host@tf-rmm-0.9") // the kernel TestFidelity builds too
+	b, c := preparedCell(t, "platform/host@tf-rmm-0.9", Options{}) // the kernel TestFidelity builds too
+	_, r := bootGraded(t, b, c)
 	ctx := context.Background()
-	if err := b.Prepare(ctx, []cell.Cell{c}); err != nil {
-		t.Fatal(err)
-	}
-	results, err := matrix.Run(ctx, b, []cell.Cell{c}, matrix.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := results[0]
-	gradedAsExpected(t, r)
 	m := r.Snapshot.Meta
 	if m.Conduit != "smc" || m.RealFirmware != "tf-rmm-0.9" || !strings.Contains(m.RMMVersion, "RMM v.0.9.0") {
 		t.Errorf("meta %+v: want conduit smc, real firmware tf-rmm-0.9 and the RMM's v.0.9.0 line", m)
