@@ -27,11 +27,10 @@ run: setup build
 # firmware) are not charged to one test binary's timeout. A test whose
 # cell is missing here still builds it itself, only later. The glue
 # variant first: its config differs most, so the recipes after it switch
-# the one kernel tree cheaply. Positions that each cost a kernel of their
-# own (rfc, smccc-aux-v4, smccc-aux-v5, faux-builtin, module-faux,
-# smccc-bus v7), tf-rmm-0.8, the trixie rootfs and Debian's kernel (an
-# emulated chroot) are left to `make run` and scripts/nightly: a cold
-# make test must stay under 30 minutes on two cores.
+# the one kernel tree cheaply. The other positions, tf-rmm-0.8, trixie
+# and Debian's kernel are left to `make run` and scripts/nightly (build
+# tag nightly; vm/nightly_test.go says which): a cold make test must stay
+# under 30 minutes on two cores.
 TEST_CELLS ?= platform/realm platform/plain platform/host-da platform/host@tf-rmm-0.9 \
   tsm-null/host-da faux/realm stock/realm smccc-bus-next/realm faux-tree/realm
 

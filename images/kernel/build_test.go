@@ -50,9 +50,9 @@ var deps = map[cell.Variant][]string{
 
 // variants bounds what TestBuildVariants builds. make test builds the
 // glue kernel the real-boot tests need (platform), so a cold CI run stays
-// within its budget; the nightly matrix builds and
-// boots them all, and `go test ./images/kernel -run BuildVariants
-// -variants all` checks all here. Variants built from recipes (variants/)
+// within its budget; the nightly matrix builds and boots them all, and
+// `go test ./images/kernel -run BuildVariants -variants all` checks all
+// here. Variants built from recipes (variants/)
 // are built by BuildSeries and checked in ./variants and ./vm.
 var variants = flag.String("variants", "platform", `comma-separated variants to build, or "all"`)
 
