@@ -29,7 +29,7 @@ run: setup build
 # variant first: its config differs most, so the recipes after it switch
 # the one kernel tree cheaply. The other positions, tf-rmm-0.8, trixie
 # and Debian's kernel are left to `make run` and scripts/nightly (build
-# tag nightly; vm/nightly_test.go says which): a cold make test must stay
+# tag nightly: the tagged test files say which): a cold make test must stay
 # under 30 minutes on two cores.
 TEST_CELLS ?= platform/realm platform/plain platform/host-da platform/host@tf-rmm-0.9 \
   tsm-null/host-da faux/realm stock/realm smccc-bus-next/realm faux-tree/realm
