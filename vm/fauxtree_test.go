@@ -19,6 +19,7 @@ import (
 // and the configfs-tsm report; no arm-cca-dev, so forky's systemd says
 // none. The emulated model must agree fact for fact.
 func TestFauxTreeRealm(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, c := preparedCell(t, "faux-tree/realm", Options{})
 	k, err := b.kernel(ctx, c.Variant)

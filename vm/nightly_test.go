@@ -28,6 +28,7 @@ import (
 // module's console line is the evidence of what it was told. The
 // emulated model must agree fact for fact.
 func TestTSMNullRealFirmware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, c := preparedCell(t, "tsm-null/host@tf-rmm-0.8", Options{})
 	li, r := bootGraded(t, b, c)
@@ -66,6 +67,7 @@ func TestTSMNullRealFirmware(t *testing.T) {
 // MODALIAS), the probe registered the report, which hands out the model's
 // token, and with arm-cca-dev gone forky's systemd says none.
 func TestFauxBuiltinRealm(t *testing.T) {
+	t.Parallel()
 	const rsi = "devices/faux/arm-rsi-dev"
 	bootRecipeRealm(t, recipeRealm{
 		cell:       "faux-builtin/realm",
@@ -93,6 +95,7 @@ func TestFauxBuiltinRealm(t *testing.T) {
 // arm-cca-dev is gone, so forky's systemd says none. The emulated model
 // must agree fact for fact.
 func TestSMCCCAuxV5Realm(t *testing.T) {
+	t.Parallel()
 	const rsi = "devices/platform/arm-smccc/arm_cca_guest.arm-rsi-dev.0"
 	bootRecipeRealm(t, recipeRealm{
 		cell:       "smccc-aux-v5/realm",
@@ -123,6 +126,7 @@ func TestSMCCCAuxV5Realm(t *testing.T) {
 // upstream rsi.c's arm-cca-dev is still there, aliased by nothing, and
 // forky's systemd still says cca. The emulated model must agree.
 func TestSMCCCAuxV4Realm(t *testing.T) {
+	t.Parallel()
 	const rsi = "devices/platform/arm-smccc/arm_cca_guest.arm-rsi-dev.0"
 	bootRecipeRealm(t, recipeRealm{
 		cell:   "smccc-aux-v4/realm",
@@ -153,6 +157,7 @@ func TestSMCCCAuxV4Realm(t *testing.T) {
 // the device stays unbound and there is no tsm0. The emulated model must
 // agree.
 func TestSMCCCAuxV4Host(t *testing.T) {
+	t.Parallel()
 	const rmi = "devices/platform/arm-smccc/arm_cca_host.arm-rmi-dev.0"
 	b, c := preparedCell(t, "smccc-aux-v4/host@tf-rmm-0.9", Options{})
 	_, r := bootGraded(t, b, c)
@@ -181,6 +186,7 @@ func TestSMCCCAuxV4Host(t *testing.T) {
 // kernel.BuildDebian): the initramfs mounts the root, and the same
 // upstream code finds the realm, with the same results.
 func TestDebianKernelRealm(t *testing.T) {
+	t.Parallel()
 	upstreamRealm(t, "debian-kernel/realm", "7.3.4+deb13-arm64")
 }
 

@@ -24,6 +24,7 @@ import (
 // feature register 0 has no DA; forky's systemd, looking for arm-cca-dev,
 // says none. The emulated model must agree fact for fact.
 func TestRFCRealm(t *testing.T) {
+	t.Parallel()
 	const rsi = "devices/platform/arm-rsi-dev"
 	bootRecipeRealm(t, recipeRealm{
 		cell:   "rfc/realm",
@@ -56,6 +57,7 @@ var featureReg0 = regexp.MustCompile(`arm-rmi-dev: RMI feature register 0: (0x[0
 // there is no arm-rmi-dev, nothing loads arm_cca_host and there is no
 // tsm0. The emulated model must agree fact for fact.
 func TestRFCRealFirmware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, c := preparedCell(t, "rfc/host@tf-rmm-0.8", Options{})
 	inst, err := b.Start(ctx, c)
@@ -107,7 +109,7 @@ func TestRFCRealFirmware(t *testing.T) {
 // facts are asserted here instead of grading, and the model of the same
 // profile must agree fact for fact.
 func TestRFCRealmDA(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	ctx := context.Background()
 	const profile = "realm-da"
 	c := mustCell(t, "rfc/realm")

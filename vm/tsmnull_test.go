@@ -30,6 +30,7 @@ func grepLines(s, sub string) []string {
 // path no other cell of this variant can reach. The console line says so,
 // the conduit names the firmware, and the model agrees fact for fact.
 func TestTSMNullHostFirmware(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, c := preparedCell(t, "tsm-null/host-da", Options{})
 	li, r := bootGraded(t, b, c)

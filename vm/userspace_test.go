@@ -20,7 +20,7 @@ import (
 // modules disk another copy with both rules, and the cell grades exactly
 // as faux-tree/realm.
 func TestRecipeUserspace(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	ctx := context.Background()
 	ft, ok, err := variants.Recipe(cell.FauxTree)
 	if err != nil || !ok {

@@ -80,6 +80,10 @@ type Options struct {
 	// while a live instance (of any process) holds that one; "" uses
 	// temporary directories removed on Close.
 	RunDir string
+	// TempDir is where those temporary run directories go; "" is the
+	// system's ($TMPDIR or /tmp). Backends in one process can so keep
+	// their run directories apart (the vm tests boot in parallel).
+	TempDir string
 	// BootTimeout bounds QEMU start to a working SSH session; 0 means
 	// 3 minutes scaled by timeout.Scale (TCG boots take 7-10 s, more when two
 	// run on two cores beside a build).
@@ -537,7 +541,7 @@ func (b *Backend) inputs(ctx context.Context, c cell.Cell) (*bootInputs, error) 
 // (cleared unless it holds a boot to resume), else a temporary one.
 func (b *Backend) makeRunDir(_ context.Context, i *Instance, in *bootInputs) error {
 	if !i.keep {
-		dir, err := os.MkdirTemp("", "cca-testbed-"+i.cell.FileName()+"-")
+		dir, err := os.MkdirTemp(b.opts.TempDir, "cca-testbed-"+i.cell.FileName()+"-")
 		if err != nil {
 			return err
 		}

@@ -26,11 +26,18 @@ import (
 
 // These tests boot real kernels with a real Debian userspace under QEMU
 // (TCG). They need what scripts/setup-host installs, and build into the
-// shared cache on first use.
+// shared cache on first use. Those that boot run in parallel (go test's
+// -parallel, GOMAXPROCS by default, bounds them: two on a 2-core machine):
+// one TCG guest keeps one core busy, and much of a test is waiting.
 
+// newBackend is a backend with o whose temporary run directories go to a
+// directory of the test's own (ownTemp) unless o names one.
 func newBackend(t *testing.T, o Options) *Backend {
 	t.Helper()
 	o.Logger = nil
+	if o.TempDir == "" {
+		o.TempDir = ownTemp(t)
+	}
 	b, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -38,28 +45,25 @@ func newBackend(t *testing.T, o Options) *Backend {
 	return b
 }
 
-// ownTemp gives the test a TMPDIR of its own, so the run directories its
-// instances make can be told from those of other testbeds running beside
-// it on the machine.
+// ownTemp is a directory of the test's own for the run directories of
+// its backends (newBackend), so tests can boot in parallel and each still
+// be checked for what it left: when the test ends (after the instances it
+// closes in defers or in cleanups registered later), no run directory and
+// no QEMU of its may be left.
 // It is short, not t.TempDir (which carries the test's name): QMP's unix
 // socket lives in the run directory and its path is bounded (107 bytes).
 func ownTemp(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp(baseTemp, "vmt")
+	d, err := os.MkdirTemp("", "vmt")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
-	t.Setenv("TMPDIR", d)
+	t.Cleanup(func() { leftovers(t, d) })
 	return d
 }
 
-// baseTemp is the machine's temporary directory before any test moved
-// TMPDIR, so nested tests do not nest their directories.
-var baseTemp = os.TempDir()
-
-// leftovers fails the test if a QEMU this test process started is still
-// running or a run directory was left in tmp (from ownTemp).
+// leftovers fails the test for each thing leaks finds in tmp.
 func leftovers(t *testing.T, tmp string) {
 	t.Helper()
 	for _, l := range leaks(tmp) {
@@ -68,14 +72,13 @@ func leftovers(t *testing.T, tmp string) {
 }
 
 // leaks lists the run directories in tmp and the live QEMU children of
-// this process: only what this process made, never another testbed's.
+// this process that run from tmp (their command line names it): only what
+// one test made, never another test's or another testbed's.
 func leaks(tmp string) []string {
 	var out []string
-	for _, pat := range []string{"cca-testbed-*", "cca-qemu-*"} {
-		dirs, _ := filepath.Glob(filepath.Join(tmp, pat))
-		for _, d := range dirs {
-			out = append(out, "run directory left behind: "+d)
-		}
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "cca-testbed-*"))
+	for _, d := range dirs {
+		out = append(out, "run directory left behind: "+d)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
@@ -85,7 +88,7 @@ func leaks(tmp string) []string {
 		// A reaped-to-be zombie has an empty cmdline: it is not running.
 		b, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
 		argv0, _, _ := strings.Cut(string(b), "\x00")
-		if err == nil && strings.HasPrefix(filepath.Base(argv0), "qemu-system-") {
+		if err == nil && strings.HasPrefix(filepath.Base(argv0), "qemu-system-") && strings.Contains(string(b), tmp) {
 			out = append(out, "QEMU left running: "+strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")))
 		}
 	}
@@ -136,12 +139,12 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // TestLeaks: the leftover check sees a QEMU-named child of this process
-// and a run directory in the test's TMPDIR, and passes by a QEMU-named
-// process that is not its child (another testbed's) and run directories
-// elsewhere.
+// running from the test's directory and a run directory in it, and passes
+// by a QEMU-named child running from elsewhere (another test's), a
+// QEMU-named process that is not its child (another testbed's) and run
+// directories elsewhere.
 func TestLeaks(t *testing.T) {
-	tmp := ownTemp(t)
-	other := t.TempDir() // stands for /tmp shared with other testbeds
+	tmp, other := ownTemp(t), t.TempDir()
 	for _, d := range []string{filepath.Join(other, "cca-testbed-theirs"), filepath.Join(tmp, "unrelated")} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -155,20 +158,28 @@ func TestLeaks(t *testing.T) {
 	}
 	defer func() { syscall.Kill(-theirs.Process.Pid, syscall.SIGKILL); theirs.Wait() }()
 	waitFor(t, func() bool { return grandchildNamed(theirs.Process.Pid, "qemu-system-aarch64") })
+	// Our children named as QEMU is, one running from each directory (the
+	// directory is sh's $0; "; :" keeps sh from exec'ing sleep).
+	fake := func(dir string) *exec.Cmd {
+		c := &exec.Cmd{Path: "/bin/sh", Args: []string{"qemu-system-aarch64", "-c", "sleep 60; :", dir}}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	elsewhere := fake(other)
+	defer func() { elsewhere.Process.Kill(); elsewhere.Wait() }()
 	if got := leaks(tmp); len(got) != 0 {
 		t.Fatalf("leaks with nothing of ours left: %q", got)
 	}
 
-	ours := &exec.Cmd{Path: "/bin/sleep", Args: []string{"qemu-system-aarch64", "60"}}
-	if err := ours.Start(); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.MkdirTemp("", "cca-testbed-x-")
+	ours := fake(tmp)
+	dir, err := os.MkdirTemp(tmp, "cca-testbed-x-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(leaks(tmp), "\n")
-	if !strings.Contains(got, "QEMU left running: qemu-system-aarch64 60") || !strings.Contains(got, "run directory left behind: "+dir) {
+	if !strings.Contains(got, "QEMU left running: qemu-system-aarch64 -c sleep 60; : "+tmp) || !strings.Contains(got, "run directory left behind: "+dir) {
 		t.Errorf("leaks missed ours:\n%s", got)
 	}
 	ours.Process.Kill()
@@ -192,7 +203,7 @@ func mustCell(t *testing.T, s string) cell.Cell {
 // snapshot with the emulated model's, fact for fact: 0 differences is the
 // bar (issue: the model must agree with every real cell).
 func TestFidelity(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	b := newBackend(t, Options{})
 	cells := []cell.Cell{mustCell(t, "platform/realm"), mustCell(t, "faux/realm"), mustCell(t, "platform/host-da")}
 	ctx := context.Background()
@@ -233,6 +244,7 @@ func TestFidelity(t *testing.T) {
 // TestFaults: each way a boot or a session can go wrong ends in a clear
 // error, promptly, with no QEMU process or run directory left behind.
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	c := mustCell(t, "platform/plain")
 	ctx := context.Background()
 	if err := newBackend(t, Options{}).Prepare(ctx, []cell.Cell{c}); err != nil {
@@ -240,7 +252,6 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("kernel panic", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{ExtraCmdline: "init=/nonexistent"})
 		start := time.Now()
 		_, err := b.Start(ctx, c)
@@ -261,7 +272,6 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("sshd never starts", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{ExtraCmdline: "systemd.mask=ssh.socket systemd.mask=ssh.service", BootTimeout: 20 * time.Second})
 		inst, err := b.Start(ctx, c)
 		if err == nil {
@@ -277,7 +287,6 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("QEMU killed, SSH hanging, then closed", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{})
 		inst, err := b.Start(ctx, c)
 		if err != nil {
@@ -313,7 +322,6 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C during boot", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		cctx, cancel := context.WithCancel(ctx)
 		b := newBackend(t, Options{})
 		b.opts.Progress = func(_, phase string) {
@@ -332,7 +340,6 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("bad RSI table", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		table, err := newBackend(t, Options{}).rsiTable(mustCell(t, "platform/realm"))
 		if err != nil {
 			t.Fatal(err)
@@ -367,6 +374,7 @@ func TestFaults(t *testing.T) {
 // tf-rmm-0.9 profile must agree with the real boot fact for fact, every
 // firmware answer included.
 func TestRealFirmware(t *testing.T) {
+	t.Parallel()
 	b, c := preparedCell(t, "platform/host@tf-rmm-0.9", Options{}) // the kernel TestFidelity builds too
 	_, r := bootGraded(t, b, c)
 	ctx := context.Background()
@@ -407,11 +415,11 @@ func agreesWithModel(t *testing.T, ctx context.Context, c cell.Cell, real *snaps
 // printed, and a cell whose firmware this machine lacks fails before any
 // QEMU starts; neither leaves anything running.
 func TestFirmwareFaults(t *testing.T) {
+	t.Parallel()
 	c := mustCell(t, "platform/host@tf-rmm-0.9")
 	ctx := context.Background()
 
 	t.Run("missing", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
 			return "", errors.New("no sources")
 		}})
@@ -422,7 +430,6 @@ func TestFirmwareFaults(t *testing.T) {
 	})
 
 	t.Run("hang", func(t *testing.T) {
-		defer leftovers(t, ownTemp(t))
 		good := newBackend(t, Options{})
 		if err := good.Prepare(ctx, []cell.Cell{c}); err != nil {
 			t.Fatal(err)
@@ -494,7 +501,7 @@ func TestHostAlias(t *testing.T) {
 // TestResume: a kept cell saves its booted guest once and later starts
 // from it with -loadvm, faster than a boot and just as usable.
 func TestResume(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	c := mustCell(t, "platform/plain")
 	b := newBackend(t, Options{RunDir: t.TempDir(), Resume: true})
 	ctx := context.Background()
@@ -579,7 +586,7 @@ func TestRunDirCleanup(t *testing.T) {
 // directories each get their own directory and both come through; before,
 // the second cleared the first's live directory (overlay, QMP socket).
 func TestSameCellTwice(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	c := mustCell(t, "platform/plain")
 	root := t.TempDir()
 	b := newBackend(t, Options{RunDir: root})
@@ -633,9 +640,9 @@ var smcccBusCases = []smcccBusCase{
 // systemd, which looks for arm-cca-dev, says none. The emulated model must
 // agree fact for fact.
 func TestSMCCCBusRealm(t *testing.T) {
+	t.Parallel()
 	for _, tc := range smcccBusCases {
 		t.Run(tc.name, func(t *testing.T) {
-			defer leftovers(t, ownTemp(t))
 			ctx := context.Background()
 			c := mustCell(t, tc.cell)
 			b := newBackend(t, Options{})
@@ -760,6 +767,7 @@ func bootRecipeRealm(t *testing.T, w recipeRealm) {
 // (the autoload check, graded, is none). The emulated model must agree
 // fact for fact.
 func TestFauxRealm(t *testing.T) {
+	t.Parallel()
 	bootRecipeRealm(t, recipeRealm{
 		cell:       "faux/realm",
 		kernel:     "7.3.4-faux",
@@ -797,6 +805,7 @@ func TestFirmwareNamesAgree(t *testing.T) {
 // says cca, and the configfs-tsm report carries the model's token for our
 // challenge. The emulated model must agree fact for fact.
 func TestStockRealm(t *testing.T) {
+	t.Parallel()
 	upstreamRealm(t, "stock/realm", "7.3.4-stock")
 }
 
@@ -843,13 +852,10 @@ func upstreamRealm(t *testing.T, name, release string) {
 
 // reuse is a matrix.Backend that hands out one running instance, so a
 // test can look at the VM before and after the matrix grades it.
-// preparedCell is a new backend with opts that has built what cell name
-// needs, in a TMPDIR of the test's own, which must hold no run directory
-// and no QEMU when the test ends.
+// preparedCell is a new backend with opts (newBackend) that has built
+// what cell name needs.
 func preparedCell(t *testing.T, name string, opts Options) (*Backend, cell.Cell) {
 	t.Helper()
-	tmp := ownTemp(t)
-	t.Cleanup(func() { leftovers(t, tmp) }) // after bootGraded's Close
 	c := mustCell(t, name)
 	b := newBackend(t, opts)
 	if err := b.Prepare(context.Background(), []cell.Cell{c}); err != nil {
@@ -954,7 +960,7 @@ func gradedAsExpected(t *testing.T, r matrix.CellResult) {
 // TestPrepareLaneFails: when the firmware lane fails, Prepare returns
 // its error, not the kernel lane's cancellation, and returns promptly.
 func TestPrepareLaneFails(t *testing.T) {
-	defer leftovers(t, ownTemp(t))
+	t.Parallel()
 	b := newBackend(t, Options{FirmwareImage: func(context.Context, cell.Firmware) (string, error) {
 		return "", errors.New("no sources")
 	}})
