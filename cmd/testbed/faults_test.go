@@ -459,6 +459,10 @@ func TestDiffFilesTakeNoBackend(t *testing.T) {
 // exit 2, before any QEMU starts.
 func TestRealFirmwareUnavailable(t *testing.T) {
 	t.Setenv("CCA_TESTBED_FIRMWARE_SRC", t.TempDir())
+	// A QEMU of this test's would run from a directory in its own TMPDIR;
+	// the vm tests, in another process, may be booting this cell meanwhile.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	out, stderr, code := testbed(t, "snapshot", "platform/host@tf-rmm-0.9", "--backend", "qemu")
 	want := "platform/host@tf-rmm-0.9: firmware tf-rmm-0.9 is not available on this machine"
 	var errLines []string
@@ -473,7 +477,7 @@ func TestRealFirmwareUnavailable(t *testing.T) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), "platform_host@tf-rmm-0.9") {
+		if err == nil && strings.Contains(string(b), tmp) && strings.Contains(string(b), "qemu-system-") {
 			t.Errorf("left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
