@@ -34,13 +34,9 @@ run: setup build
 TEST_CELLS ?= platform/realm platform/plain platform/host-da platform/host@tf-rmm-0.9 \
   tsm-null/host-da faux/realm stock/realm smccc-bus-next/realm faux-tree/realm
 
-# go test starts packages in the order named, two at a time on two cores:
-# the two longest (vm's boots, cmd/testbed's bisect kernels) first, so the
-# short ones fill in beside them instead of one long one running alone at
-# the end (measured cold: 6 min 40 s of go test, vm last).
 test: setup vet fmt-check fuzz build
 	@bin/testbed prepare $(TEST_CELLS)
-	$(GO) test -count=1 -timeout 28m ./vm/ ./cmd/testbed/ ./...
+	$(GO) test -count=1 -timeout 28m ./...
 
 # Every fuzz target for FUZZTIME: in make test a short run (that each
 # target builds and explores at all; 3 s each cost 108 s of the cold
