@@ -59,16 +59,12 @@ func ownTemp(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
-	t.Cleanup(func() { leftovers(t, d) })
+	t.Cleanup(func() {
+		for _, l := range leaks(d) {
+			t.Error(l)
+		}
+	})
 	return d
-}
-
-// leftovers fails the test for each thing leaks finds in tmp.
-func leftovers(t *testing.T, tmp string) {
-	t.Helper()
-	for _, l := range leaks(tmp) {
-		t.Error(l)
-	}
 }
 
 // leaks lists the run directories in tmp and the live QEMU children of
