@@ -16,7 +16,7 @@ func seed(f *testing.F, names ...string) {
 }
 
 func FuzzParseMbox(f *testing.F) {
-	seed(f, "testdata/bisect6.mbox", "testdata/fails-build.mbox")
+	seed(f, "testdata/bisect3.mbox", "testdata/fails-build.mbox")
 	f.Add([]byte("Subject: [PATCH 1/1] x\n\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ps, err := ParseMbox(b)
