@@ -40,7 +40,7 @@ TEST_CELLS ?= platform/realm platform/plain platform/host-da platform/host@tf-rm
 # The fuzz smoke run goes beside prepare, not before it: alone it put its
 # 69 s in front of prepare, whose first minute waits on downloads. Both
 # write whole lines to the one output.
-test: setup vet fmt-check build
+test: setup vet fmt-check
 	@$(MAKE) --no-print-directory -j2 fuzz prepare
 	$(GO) test -count=1 -timeout 28m ./...
 
